@@ -1,0 +1,69 @@
+"""The application factory; `app` at the bottom is what gunicorn serves."""
+from __future__ import annotations
+
+import atexit
+import sys
+
+from dotenv import load_dotenv
+from flask import Flask
+from flask_cors import CORS
+
+from providers import build_providers
+from routes import admin, chat, health, metrics
+from routes.errors import register_error_handlers
+from utils.keys import KeyStore
+from utils.limits import init_limits
+from utils.logs import configure_logging
+from utils.metrics import Metrics
+from utils.relay import Relay
+from utils.requestlog import init_request_log
+from utils.router import Router
+from utils.settings import Settings, SettingsError, load_settings
+
+# Response headers a browser front end may read.
+EXPOSED_HEADERS = ["X-Provider", "X-Attempts", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                   "X-RateLimit-Reset", "Retry-After"]
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    log = configure_logging(settings.debug)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.json.sort_keys = False  # keep the contract's field order
+
+    providers = build_providers(settings)
+    router = Router(providers, settings.failure_threshold, settings.failure_cooldown)
+    metrics_ = Metrics([p.name for p in router.configured])
+    keys = KeyStore(settings.database_url)
+    app.extensions.update(settings=settings, router=router, metrics=metrics_, keys=keys,
+                          relay=Relay(router, metrics_, keys))
+    atexit.register(keys.close)  # writes the last key usage on a clean shutdown
+
+    CORS(app, origins=list(settings.cors_origins), expose_headers=EXPOSED_HEADERS)
+    init_request_log(app)
+    init_limits(app, settings)
+    register_error_handlers(app)
+    for module in (chat, health, metrics, admin):
+        app.register_blueprint(module.bp)
+
+    log.info("gateway ready", extra={
+        "providers": [p.name for p in router.configured] or "none: /chat answers 503",
+        "authEnabled": settings.require_auth, "rateLimitEnabled": settings.rate_limit_enabled,
+        "adminEnabled": bool(settings.master_api_key)})
+    return app
+
+
+def __getattr__(name: str) -> Flask:
+    """`app`, built on first access (`gunicorn app:app`), so importing `create_app` in tests builds nothing."""
+    if name != "app":
+        raise AttributeError(name)
+    load_dotenv()
+    try:
+        application = create_app()
+    except SettingsError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        # 3 is gunicorn's "worker failed to boot": the master stops instead of restarting workers forever.
+        sys.exit(3)
+    globals()["app"] = application
+    return application

@@ -1,0 +1,146 @@
+"""What every provider is: identity and capabilities as attributes, and one method that yields chunks."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import requests
+
+from utils import sse
+from utils.errors import ProviderError
+from utils.settings import ProviderSettings
+from utils.upstream import Upstream
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str  # user | assistant | system
+    content: str
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    messages: tuple[Message, ...]
+    # Sampling options in OpenAI's names (temperature, top_p, max_tokens, stop, seed, user); each
+    # provider passes on what it supports.
+    options: dict = field(default_factory=dict)
+    # A model id to use instead of the provider's configured one.
+    model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of an answer. `reasoning` is the model's thinking, kept apart from the answer `text`."""
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+
+
+def status_error(status: int, message: str, *, retry_after: float | None = None,
+                 code: str | None = None) -> ProviderError:
+    """The one policy for what an upstream HTTP error means for failover.
+
+    A 400/413/422 is the request's fault (another provider would refuse it too) unless it names the
+    model, which is the operator's configuration; everything else (401/403 bad provider key, 404 model
+    gone, 402 out of credit, 408, 429, 5xx) is this provider's problem, so another may answer.
+    """
+    model_gone = status == 404 or code in ("model_not_found", "model_decommissioned", "model_not_supported")
+    client_fault = status in (400, 413, 422) and not model_gone
+    kind = "rate_limited" if status == 429 else f"http_{status}"
+    return ProviderError(f"upstream answered {status}: {message}"[:300], upstream_status=status,
+                         retryable=not client_fault, retry_after=retry_after, kind=kind, model_gone=model_gone)
+
+
+class Provider:
+    """Base of all providers. Subclasses say how to build the request and read the stream."""
+
+    id: str = ""  # lowercase id used in settings, requests and /health
+    name: str = ""  # display name, as `X-Provider` and /metrics show it
+
+    def __init__(self, settings: ProviderSettings, upstream: Upstream):
+        self.settings = settings
+        self.upstream = upstream
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    @property
+    def configured(self) -> bool:
+        return self.settings.configured
+
+    def stream(self, request: ChatRequest) -> Iterator[Chunk]:
+        """Yield the answer's chunks as they arrive; raise ProviderError on any failure.
+
+        The upstream response is closed when the generator finishes or is closed, so a client that
+        goes away frees the provider's connection."""
+        url, headers, body = self.build_stream_request(request)
+        response = self.upstream.post(url, headers=headers, json=body, stream=True)
+        try:
+            if response.status_code >= 400:
+                raise self.error_from_response(response)
+            for data in sse.iter_data(self.upstream.iter_bytes(response)):
+                chunk = self.parse_data(data)
+                if chunk is not None:
+                    yield chunk
+        finally:
+            response.close()
+
+    def parse_data(self, data: str) -> Chunk | None:
+        """One SSE data payload -> a chunk, None for nothing to pass on; raises on an error event."""
+        if data == "[DONE]":
+            return None
+        try:
+            event = json.loads(data)
+        except ValueError:
+            raise ProviderError("the provider sent a malformed event", kind="malformed") from None
+        if not isinstance(event, dict):
+            raise ProviderError("the provider sent a malformed event", kind="malformed")
+        return self.parse_event(event)
+
+    def error_from_response(self, response: requests.Response) -> ProviderError:
+        raise NotImplementedError
+
+    def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
+        raise NotImplementedError
+
+    def parse_event(self, event: dict) -> Chunk | None:
+        raise NotImplementedError
+
+
+def error_message(body) -> tuple[str, str | None]:
+    """The message and code of any provider's error body: {"error": {...}}, {"error": "..."} or a bare
+    {"message": ...} (Cerebras 4xx). Plain text bodies (Groq's Envoy 503) are returned as they are."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, str):
+            return error, None
+        if isinstance(error, dict):
+            code = error.get("code")
+            return str(error.get("message") or error.get("status") or "unknown error"), (
+                str(code) if code not in (None, "") else None)
+    return str(body or "no details")[:200], None
+
+
+def read_error_body(response: requests.Response):
+    try:
+        return response.json()
+    except ValueError:
+        return response.text[:200]
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """`Retry-After` in seconds (the form providers send); an HTTP date or garbage counts as absent."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and seconds >= 0 else None

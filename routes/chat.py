@@ -1,0 +1,70 @@
+"""POST /chat: the answer's text streamed as plain chunks, `X-Provider` naming who answered."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from flask import Blueprint, Response, current_app, g, request
+
+from providers.base import ChatRequest, Chunk
+from utils.auth import authenticate
+from utils.errors import ProviderError, ValidationError
+from utils.limits import chat_limit
+from utils.relay import Answer
+from utils.validation import parse_chat_request, read_json_object
+
+bp = Blueprint("chat", __name__)
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # tells nginx not to buffer this response
+}
+
+
+@bp.before_request
+def authenticate_caller():
+    ext = current_app.extensions
+    g.caller = authenticate(request, ext["settings"], ext["keys"])
+
+
+@bp.post("/chat")
+@chat_limit
+def chat():
+    body = read_json_object(request)
+    answer = open_answer(body, parse_chat_request(body), visible=lambda chunk: bool(chunk.text))
+    return Response(stream_text(answer), mimetype="text/event-stream", headers=answer_headers(answer))
+
+
+def open_answer(body: dict, chat_request: ChatRequest, visible: Callable[[Chunk], bool]) -> Answer:
+    """Plan the providers (the one named by `provider` / `X-Provider`, else round-robin) and get the
+    first visible chunk of an answer, failing over while nothing has been sent."""
+    ext = current_app.extensions
+    settings, router = ext["settings"], ext["router"]
+    named = body.get("provider", request.headers.get("X-Provider"))
+    if named is not None and not isinstance(named, str):
+        raise ValidationError("provider must be a string")
+    if named:
+        fallback = body.get("fallback", request.headers.get("X-Fallback", "false").lower() == "true")
+        plan = router.plan_named(named.strip().lower(), fallback=fallback is True, max_attempts=settings.max_attempts)
+    else:
+        plan = router.plan(settings.max_attempts)
+    g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible)
+    return g.answer
+
+
+def answer_headers(answer: Answer) -> dict:
+    return {**STREAM_HEADERS, "X-Provider": answer.provider.name, "X-Attempts": str(answer.attempts)}
+
+
+def stream_text(answer: Answer) -> Iterator[bytes]:
+    """The answer's text as it arrives. A provider failing mid-stream cannot be hidden any more: the
+    response is cut without its final chunk, which every HTTP client reports as an incomplete body."""
+    try:
+        for chunk in answer:
+            if chunk.text:
+                yield chunk.text.encode()
+    except ProviderError as exc:
+        raise StreamBroken(answer.provider.name) from exc
+
+
+class StreamBroken(Exception):
+    """Raised out of the response body so the server drops the connection mid-response."""

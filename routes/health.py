@@ -1,0 +1,28 @@
+"""GET /health: what is configured and how each provider is doing. Never calls a provider."""
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify
+
+from utils.clock import iso
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/health")
+def health():
+    ext = current_app.extensions
+    settings, router = ext["settings"], ext["router"]
+    return jsonify({
+        "status": "ok",
+        "services": [p.name for p in router.configured],
+        "authEnabled": settings.require_auth,
+        "rateLimitEnabled": settings.rate_limit_enabled,
+        "timestamp": iso(time.time()),
+        "providers": [
+            {"id": p.id, "name": p.name, "model": p.model, "configured": p.configured,
+             **(router.status(p) if p.configured else {"state": "not_configured"})}
+            for p in router.providers
+        ],
+    })

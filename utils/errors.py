@@ -1,0 +1,73 @@
+"""The one exception tree. Views, the router and providers raise; `routes/errors.py` renders.
+
+    GatewayError                 status + client-safe message
+    +-- ValidationError          400, the body is malformed
+    +-- AuthRequired             401, no key sent
+    +-- InvalidKey               403, unknown or revoked key
+    +-- NotFound                 404
+    +-- NoProviders              503, nothing is configured (or everything is cooling down)
+    +-- UpstreamFailed           502, every provider tried has failed
+    +-- ProviderError            one provider's failure; carries whether another provider may take over
+"""
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    message = "Internal server error"
+
+    def __init__(self, message: str | None = None, status: int | None = None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        if status is not None:
+            self.status = status
+
+
+class ValidationError(GatewayError):
+    status = 400
+
+
+class AuthRequired(GatewayError):
+    status = 401
+    message = "API key required. Use Authorization: Bearer YOUR_KEY or X-API-Key header"
+
+
+class InvalidKey(GatewayError):
+    status = 403
+    message = "Invalid or disabled API key"
+
+
+class NotFound(GatewayError):
+    status = 404
+    message = "Not found"
+
+
+class NoProviders(GatewayError):
+    status = 503
+    message = "No AI provider is configured"
+
+
+class UpstreamFailed(GatewayError):
+    status = 502
+    message = "All providers failed"
+
+
+class ProviderError(GatewayError):
+    """A provider failed. `retryable` says another provider may take over (the client is not at fault);
+    `retry_after` is how long (seconds) the provider asked us to wait; `status` is the upstream HTTP status
+    (0 when no answer came: refused, reset, timed out). `kind` is a short label for logs and metrics."""
+
+    status = 502
+
+    def __init__(self, message: str, *, upstream_status: int = 0, retryable: bool = True,
+                 retry_after: float | None = None, kind: str = "error", model_gone: bool = False):
+        super().__init__(message)
+        self.upstream_status = upstream_status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.kind = kind
+        # The configured model does not exist upstream (retired or misspelt): an operator must change it.
+        self.model_gone = model_gone
+        if not retryable and 400 <= upstream_status < 500:
+            # The request itself was refused upstream: the client sees the 4xx.
+            self.status = 400

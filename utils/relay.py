@@ -1,0 +1,113 @@
+"""Getting an answer for one request: try the planned providers in order until one produces its first
+chunk (failover is only possible while nothing has reached the client), then relay the rest.
+
+Every attempt is recorded once, in metrics and in the router's circuit state; the answer that is
+relayed records itself when it ends (finished, broken mid-stream, or abandoned by the client).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from providers.base import ChatRequest, Chunk, Provider, Usage
+from utils.errors import ProviderError, UpstreamFailed
+from utils.keys import KeyStore
+from utils.metrics import Metrics
+from utils.router import Router
+
+log = logging.getLogger("gateway")
+
+
+class Answer:
+    """A provider's answer, its first chunk already received. Iterate it once to relay the chunks."""
+
+    def __init__(self, relay: Relay, provider: Provider, chunks: Iterator[Chunk], first: Chunk | None,
+                 attempts: int, started: float, key_hash: str | None):
+        self.relay = relay
+        self.provider = provider
+        self.attempts = attempts
+        self.outcome = "streaming"  # then: ok | midstream | client_closed
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self._chunks = chunks
+        self._first = first
+        self._started = started
+        self._key_hash = key_hash
+
+    def __iter__(self) -> Iterator[Chunk]:
+        try:
+            if self._first is not None:
+                yield self._track(self._first)
+            for chunk in self._chunks:
+                yield self._track(chunk)
+            self.outcome = "ok"
+        except ProviderError as exc:
+            self.outcome = "midstream"
+            log.warning("provider failed mid-stream", extra={"service": self.provider.name, "reason": exc.kind})
+            self.relay.router.failed(self.provider, exc)
+            raise
+        finally:
+            self._chunks.close()  # closes the upstream connection
+            if self.outcome == "streaming":
+                self.outcome = "client_closed"
+            self._record()
+
+    def _track(self, chunk: Chunk) -> Chunk:
+        self.usage = chunk.usage or self.usage
+        self.finish_reason = chunk.finish_reason or self.finish_reason
+        return chunk
+
+    def _record(self) -> None:
+        relay, usage = self.relay, self.usage or Usage()
+        if self.outcome == "ok":
+            relay.router.succeeded(self.provider)
+        elif self.outcome == "client_closed":
+            relay.router.released(self.provider)
+        relay.metrics.record_attempt(
+            self.provider.name, ok=self.outcome != "midstream", duration_ms=(time.monotonic() - self._started) * 1000,
+            failure="midstream" if self.outcome == "midstream" else None,
+            prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
+        if self._key_hash:
+            relay.keys.record_use(self._key_hash, usage.prompt_tokens, usage.completion_tokens)
+
+
+class Relay:
+    def __init__(self, router: Router, metrics: Metrics, keys: KeyStore):
+        self.router = router
+        self.metrics = metrics
+        self.keys = keys
+
+    def answer(self, request: ChatRequest, plan: list[Provider], *, key_hash: str | None = None,
+               visible: Callable[[Chunk], bool] = lambda chunk: bool(chunk.text or chunk.reasoning)) -> Answer:
+        """Try `plan` in order; the first provider to produce a visible chunk (or finish) answers.
+        Raises the provider's error when the request itself was refused, else UpstreamFailed."""
+        self.metrics.count_request()
+        for attempt, provider in enumerate(plan, 1):
+            started = time.monotonic()
+            self.router.attempting(provider)
+            chunks = provider.stream(request)
+            try:
+                first = next((chunk for chunk in chunks if visible(chunk)), None)
+            except ProviderError as exc:
+                chunks.close()
+                last = attempt == len(plan) or not exc.retryable
+                self._failed(provider, exc, started, failed_over=not last)
+                if not exc.retryable:
+                    raise
+                continue
+            except BaseException:  # the client left while we waited: free the provider
+                chunks.close()
+                self.router.released(provider)
+                raise
+            return Answer(self, provider, chunks, first, attempt, started, key_hash)
+        raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
+
+    def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:
+        log.warning("provider failed", extra={
+            "service": provider.name, "reason": exc.kind, "upstreamStatus": exc.upstream_status,
+            "failover": failed_over})
+        self.router.failed(provider, exc)
+        self.metrics.record_attempt(provider.name, ok=False, duration_ms=(time.monotonic() - started) * 1000,
+                                    failure="timeout" if exc.kind == "timeout" else exc.kind,
+                                    failed_over=failed_over)

@@ -1,0 +1,184 @@
+"""Settings: one frozen dataclass, built once from the environment by `load_settings`.
+
+Nothing else in the project reads `os.environ`. Tests build `Settings(...)` directly.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting is present but wrong; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    id: str
+    api_key: str | None
+    base_url: str
+    model: str
+    # Cap on max_tokens sent upstream when the client asks for none or more (0 = no cap).
+    max_tokens: int = 0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key)
+
+
+# id, environment prefix, key variable, default base URL (everything before the API's own path), default model.
+# Round-robin follows this order.
+PROVIDER_TABLE = (
+    ("groq", "GROQ", "GROQ_API_KEY", "https://api.groq.com/openai/v1", "moonshotai/kimi-k2-instruct-0905"),
+    ("cerebras", "CEREBRAS", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1", "zai-glm-4.7"),
+    ("openrouter", "OPENROUTER", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1",
+     "deepseek/deepseek-r1-0528:free"),
+    ("gemini", "GEMINI", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta",
+     "gemini-3-flash-preview"),
+    ("huggingface", "HF", "HF_TOKEN", "https://router.huggingface.co/v1", "meta-llama/Llama-3.1-8B-Instruct"),
+)
+
+
+def default_providers() -> tuple[ProviderSettings, ...]:
+    return tuple(ProviderSettings(pid, None, url, model) for pid, _, _, url, model in PROVIDER_TABLE)
+
+
+@dataclass(frozen=True)
+class Settings:
+    providers: tuple[ProviderSettings, ...] = field(default_factory=default_providers)
+    port: int = 3000
+    debug: bool = False
+    cors_origins: tuple[str, ...] = ("*",)
+    require_auth: bool = True
+    master_api_key: str | None = None
+    public_api_keys: tuple[str, ...] = ()
+    rate_limit_enabled: bool = True
+    rate_limit_max: int = 10
+    rate_limit_window_ms: int = 60_000
+    database_url: str = "sqlite:///data/gateway.db"
+    redis_url: str | None = None
+    # Seconds to open a TCP/TLS connection to a provider.
+    connect_timeout: float = 5.0
+    # Seconds to wait for the provider's first byte, then between two reads of its stream.
+    first_token_timeout: float = 30.0
+    idle_timeout: float = 30.0
+    # Failover: how many providers one request may try (0 = every configured provider once).
+    max_attempts: int = 0
+    # Consecutive failures that open a provider's circuit, and the first back-off in seconds (it doubles).
+    failure_threshold: int = 3
+    failure_cooldown: float = 30.0
+    # Largest request body: 50 messages x 10,000 characters, JSON-escaped, with room to spare.
+    max_content_length: int = 4 * 1024 * 1024
+
+    @property
+    def rate_limit(self) -> str:
+        """The limit in Flask-Limiter's notation; limits counts whole seconds, so the window is rounded up."""
+        seconds = max(1, math.ceil(self.rate_limit_window_ms / 1000))
+        return f"{self.rate_limit_max} per {seconds} second"
+
+    def provider(self, provider_id: str) -> ProviderSettings:
+        return next(p for p in self.providers if p.id == provider_id)
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = _Env(os.environ if environ is None else environ)
+    providers = tuple(
+        ProviderSettings(
+            id=pid,
+            api_key=env.str(key_var),
+            base_url=env.url(f"{prefix}_BASE_URL", url),
+            model=env.str(f"{prefix}_MODEL") or model,
+            max_tokens=env.int(f"{prefix}_MAX_TOKENS", 0),
+        )
+        for pid, prefix, key_var, url, model in PROVIDER_TABLE
+    )
+    return Settings(
+        providers=providers,
+        port=env.int("PORT", 3000, low=1, high=65535),
+        debug=env.bool("DEBUG", False),
+        cors_origins=env.list("CORS_ORIGINS") or ("*",),
+        require_auth=env.bool("REQUIRE_AUTH", True),
+        master_api_key=env.str("MASTER_API_KEY"),
+        public_api_keys=env.list("PUBLIC_API_KEYS"),
+        rate_limit_enabled=env.bool("RATE_LIMIT_ENABLED", True),
+        rate_limit_max=env.int("RATE_LIMIT_MAX", 10, low=1),
+        rate_limit_window_ms=env.int("RATE_LIMIT_WINDOW_MS", 60_000, low=1),
+        database_url=env.database_url("DATABASE_URL", Settings.database_url),
+        redis_url=env.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
+        connect_timeout=env.float("CONNECT_TIMEOUT", 5.0),
+        first_token_timeout=env.float("FIRST_TOKEN_TIMEOUT", 30.0),
+        idle_timeout=env.float("IDLE_TIMEOUT", 30.0),
+        max_attempts=env.int("MAX_ATTEMPTS", 0, low=0),
+        failure_threshold=env.int("FAILURE_THRESHOLD", 3, low=1),
+        failure_cooldown=env.float("FAILURE_COOLDOWN", 30.0),
+    )
+
+
+class _Env:
+    """Typed reads of the environment; an empty value counts as unset."""
+
+    def __init__(self, environ):
+        self._environ = environ
+
+    def str(self, name: str) -> str | None:
+        value = self._environ.get(name, "").strip()
+        return value or None
+
+    def list(self, name: str) -> tuple[str, ...]:
+        return tuple(item.strip() for item in (self.str(name) or "").split(",") if item.strip())
+
+    def bool(self, name: str, default: bool) -> bool:
+        value = self.str(name)
+        if value is None:
+            return default
+        if value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {value!r}")
+
+    def int(self, name: str, default: int, low: int = 0, high: int | None = None) -> int:
+        value = self.str(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
+        if number < low or (high is not None and number > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise SettingsError(f"{name} must be {bounds}, got {number}")
+        return number
+
+    def float(self, name: str, default: float) -> float:
+        value = self.str(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
+        if not 0 < number < math.inf:
+            raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
+        return number
+
+    def url(self, name: str, default: str | None, schemes=("http", "https")) -> str | None:
+        value = self.str(name)
+        if value is None:
+            return default
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
+            raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value.rstrip("/")
+
+    def database_url(self, name: str, default: str) -> str:
+        value = self.str(name)
+        if value is None:
+            return default
+        if "://" not in value:  # a bare path means a SQLite file
+            return f"sqlite:///{value}"
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+", "postgres:")):
+            raise SettingsError(f"{name} must be a sqlite:/// path or a postgresql:// URL")
+        return value

@@ -1,6 +1,7 @@
 """POST /chat: the answer's text streamed as plain chunks, `X-Provider` naming who answered."""
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, current_app, g, request
@@ -62,9 +63,14 @@ def stream_text(answer: Answer) -> Iterator[bytes]:
         for chunk in answer:
             if chunk.text:
                 yield chunk.text.encode()
-    except ProviderError as exc:
-        raise StreamBroken(answer.provider.name) from exc
+    except ProviderError:
+        raise StreamBroken() from None
 
 
-class StreamBroken(Exception):
-    """Raised out of the response body so the server drops the connection mid-response."""
+class StreamBroken(ConnectionResetError):
+    """Raised out of a response body to cut the connection mid-response. A connection reset is what
+    WSGI servers expect from a body that cannot go on: gunicorn closes the socket and logs no traceback
+    (the gateway's own log line records the failure)."""
+
+    def __init__(self):
+        super().__init__(errno.ECONNRESET, "the provider failed mid-stream")

@@ -1,0 +1,94 @@
+"""The gateway as a user runs it: real gunicorn with gevent workers, in a subprocess, on a free port."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from utils.settings import PROVIDER_TABLE
+
+ROOT = Path(__file__).resolve().parent.parent
+PROVIDER_IDS = [row[0] for row in PROVIDER_TABLE]
+# Every setting the gateway reads, so a developer's .env cannot leak into a test run
+# (python-dotenv never overrides a variable that is already set, even to "").
+SETTINGS = [name for _, prefix, key, _, _ in PROVIDER_TABLE
+            for name in (key, f"{prefix}_BASE_URL", f"{prefix}_MODEL", f"{prefix}_MAX_TOKENS")] + [
+    "PORT", "DEBUG", "CORS_ORIGINS", "REQUIRE_AUTH", "MASTER_API_KEY", "PUBLIC_API_KEYS", "RATE_LIMIT_ENABLED",
+    "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_MS", "DATABASE_URL", "REDIS_URL", "CONNECT_TIMEOUT",
+    "FIRST_TOKEN_TIMEOUT", "IDLE_TIMEOUT", "MAX_ATTEMPTS", "FAILURE_THRESHOLD", "FAILURE_COOLDOWN",
+    "WEB_CONCURRENCY"]
+MASTER_KEY = "master-test-key"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fake_env(fake, providers=PROVIDER_IDS) -> dict:
+    """Settings pointing the chosen providers at the fake provider server."""
+    env = {}
+    for pid, prefix, key, _, _ in PROVIDER_TABLE:
+        if pid in providers:
+            env[key] = f"{pid}-secret-key"
+            env[f"{prefix}_BASE_URL"] = fake.base_url(pid)
+    return env
+
+
+class Gateway:
+    def __init__(self, env: dict, tmp_path: Path, workers: int = 1):
+        self.env = {**{name: "" for name in SETTINGS}, "MASTER_API_KEY": MASTER_KEY,
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}", **env}
+        self.workers = workers
+        self.log_path = tmp_path / "gateway.log"
+        self.process: subprocess.Popen | None = None
+        self.url = ""
+
+    def start(self) -> Gateway:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, **self.env, "PORT": str(port), "WEB_CONCURRENCY": str(self.workers)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--bind", f"127.0.0.1:{port}"],
+            cwd=ROOT, env=env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited with {self.process.returncode}: {self.log()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).ok:
+                    return self
+            except requests.ConnectionError:
+                time.sleep(0.05)  # the port is not open yet: nothing to wait on but the clock
+        raise RuntimeError(f"gateway did not start: {self.log()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the master and its workers, as a crash would."""
+        if self.process and self.process.poll() is None:
+            if sig == signal.SIGKILL:
+                subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def post_chat(self, content="hi", key=MASTER_KEY, stream=False, **kwargs) -> requests.Response:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        headers.update(kwargs.pop("headers", {}))
+        body = kwargs.pop("json", {"messages": [{"role": "user", "content": content}]})
+        return requests.post(f"{self.url}/chat", json=body, headers=headers, stream=stream, timeout=30, **kwargs)
+
+    def admin(self, method: str, **kwargs) -> requests.Response:
+        return requests.request(method, f"{self.url}/admin/keys", headers={"X-API-Key": MASTER_KEY},
+                                timeout=10, **kwargs)

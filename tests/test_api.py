@@ -1,0 +1,179 @@
+"""The HTTP contract through Flask's test client: auth, validation, limits, admin, error bodies."""
+import pytest
+
+from app import create_app
+from tests.fakeprovider import Reply
+from utils.limits import limiter
+from utils.settings import ProviderSettings, Settings, default_providers
+
+MASTER = "master-key"
+PUBLIC = "public-key"
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+def fake_settings(fake, tmp_path, providers=("groq", "gemini"), **overrides) -> Settings:
+    configured = tuple(
+        ProviderSettings(p.id, f"{p.id}-secret", fake.base_url(p.id), p.model) if p.id in providers else p
+        for p in default_providers())
+    defaults = dict(master_api_key=MASTER, public_api_keys=(PUBLIC,), database_url=f"sqlite:///{tmp_path / 'keys.db'}")
+    return Settings(providers=configured, **{**defaults, **overrides})
+
+
+@pytest.fixture
+def make_client(fake, tmp_path):
+    def make(**overrides):
+        app = create_app(fake_settings(fake, tmp_path, **overrides))
+        limiter.reset()
+        return app.test_client()
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+def auth(key=MASTER):
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_chat_without_a_key_gets_the_exact_401(client):
+    response = client.post("/chat", json=CHAT)
+    assert response.status_code == 401
+    assert response.json == {"error": "API key required. Use Authorization: Bearer YOUR_KEY or X-API-Key header",
+                             "status": 401}
+
+
+def test_chat_with_an_unknown_key_gets_the_exact_403(client):
+    response = client.post("/chat", json=CHAT, headers=auth("nope"))
+    assert response.status_code == 403
+    assert response.json == {"error": "Invalid or disabled API key", "status": 403}
+
+
+@pytest.mark.parametrize("headers", [auth(MASTER), auth(PUBLIC), {"X-API-Key": PUBLIC},
+                                     {"Authorization": f"bearer {MASTER}"}])
+def test_master_and_public_keys_are_accepted_either_way(client, headers):
+    response = client.post("/chat", json=CHAT, headers=headers)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "Hello from groq"
+    assert response.headers["X-Provider"] == "Groq"
+
+
+def test_auth_off_lets_anyone_chat(make_client):
+    assert make_client(require_auth=False).post("/chat", json=CHAT).status_code == 200
+
+
+def test_created_key_works_until_revoked_and_is_listed_masked(client):
+    key = client.post("/admin/keys", json={"name": "alice"}, headers=auth()).json["apiKey"]
+    assert key.startswith("sk_")
+    assert client.post("/chat", json=CHAT, headers=auth(key)).status_code == 200
+    listed = client.get("/admin/keys", headers=auth()).json
+    assert listed["success"] is True
+    [entry] = listed["keys"]
+    assert entry["name"] == "alice" and entry["enabled"] is True and entry["requestCount"] == 1
+    assert entry["lastUsed"] and entry["createdAt"]
+    assert key not in str(listed) and entry["key"].startswith("sk_") and "..." in entry["key"]
+    assert client.delete("/admin/keys", json={"key": key}, headers=auth()).json == {"success": True}
+    assert client.post("/chat", json=CHAT, headers=auth(key)).status_code == 403
+    assert client.delete("/admin/keys", json={"key": key}, headers=auth()).status_code == 404
+
+
+def test_key_can_be_revoked_by_its_listed_id(client):
+    key = client.post("/admin/keys", json={"name": "bob"}, headers=auth()).json["apiKey"]
+    key_id = client.get("/admin/keys", headers=auth()).json["keys"][0]["id"]
+    assert client.delete("/admin/keys", json={"id": key_id}, headers=auth()).status_code == 200
+    assert client.post("/chat", json=CHAT, headers=auth(key)).status_code == 403
+
+
+@pytest.mark.parametrize("headers,status", [({}, 401), (auth(PUBLIC), 403), (auth("wrong"), 403)])
+def test_admin_needs_the_master_key(client, headers, status):
+    for method in ("get", "post", "delete"):
+        assert getattr(client, method)("/admin/keys", json={"name": "x"}, headers=headers).status_code == status
+
+
+def test_admin_is_closed_without_a_master_key(make_client):
+    client = make_client(master_api_key=None)
+    assert client.get("/admin/keys", headers=auth(MASTER)).status_code == 403
+
+
+@pytest.mark.parametrize("body,message", [
+    ({}, "messages must be an array"),
+    ({"messages": "hi"}, "messages must be an array"),
+    ({"messages": []}, "messages must not be empty"),
+    ({"messages": [{"role": "user", "content": "x"}] * 51}, "messages must contain at most 50 items"),
+    ({"messages": [{"role": "robot", "content": "x"}]}, "messages[0].role must be one of user, assistant, system"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content must be a string"),
+    ({"messages": [{"role": "user", "content": "x" * 10_001}]}, "messages[0].content must be at most 10000 characters"),
+    ({"messages": ["hi"]}, "messages[0] must be an object with role and content"),
+])
+def test_invalid_bodies_get_a_specific_400(client, body, message):
+    response = client.post("/chat", json=body, headers=auth())
+    assert response.status_code == 400
+    assert response.json == {"error": message, "status": 400}
+
+
+def test_bodies_that_are_not_json_get_clear_errors(client):
+    broken = client.post("/chat", data="{nope", headers={**auth(), "Content-Type": "application/json"})
+    assert (broken.status_code, broken.json["error"]) == (400, "Request body must be valid JSON")
+    array = client.post("/chat", json=[1], headers=auth())
+    assert (array.status_code, array.json["error"]) == (400, "Request body must be a JSON object")
+    form = client.post("/chat", data="messages=hi", headers=auth())
+    assert (form.status_code, form.json["status"]) == (415, 415)
+    huge = client.post("/chat", data=b"x" * (5 * 1024 * 1024), headers={**auth(), "Content-Type": "application/json"})
+    assert (huge.status_code, huge.json) == (413, {"error": "Request body too large", "status": 413})
+
+
+def test_unknown_routes_and_methods_get_json(client):
+    assert client.get("/nope").json == {"error": "Not found", "status": 404}
+    assert client.get("/chat", headers=auth()).json == {"error": "Method not allowed", "status": 405}
+
+
+def test_rate_limit_is_per_key_with_headers_on_every_limited_response(make_client):
+    client = make_client(rate_limit_max=2)
+    for remaining in ("1", "0"):
+        response = client.post("/chat", json=CHAT, headers=auth())
+        assert response.headers["X-RateLimit-Remaining"] == remaining
+        assert response.headers["X-RateLimit-Reset"].endswith("Z")
+    limited = client.post("/chat", json=CHAT, headers=auth())
+    assert limited.status_code == 429
+    assert set(limited.json) == {"error", "status", "resetAt"}
+    assert limited.headers["Retry-After"].isdigit()
+    # Another caller has its own budget.
+    assert client.post("/chat", json=CHAT, headers=auth(PUBLIC)).status_code == 200
+
+
+def test_rate_limit_can_be_turned_off(make_client):
+    client = make_client(rate_limit_max=1, rate_limit_enabled=False)
+    assert [client.post("/chat", json=CHAT, headers=auth()).status_code for _ in range(3)] == [200] * 3
+
+
+def test_health_lists_configured_services_and_every_provider_state(client):
+    body = client.get("/health").json
+    assert body["status"] == "ok"
+    assert body["services"] == ["Groq", "Gemini 3 Flash"]
+    assert body["authEnabled"] is True and body["rateLimitEnabled"] is True
+    states = {p["id"]: p["state"] for p in body["providers"]}
+    assert states == {"groq": "ok", "cerebras": "not_configured", "openrouter": "not_configured",
+                      "gemini": "ok", "huggingface": "not_configured"}
+
+
+def test_no_configured_provider_answers_503(make_client):
+    client = make_client(providers=())
+    response = client.post("/chat", json=CHAT, headers=auth())
+    assert response.status_code == 503 and response.json["status"] == 503
+
+
+def test_cors_exposes_the_gateway_headers(client):
+    response = client.options("/chat", headers={"Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert response.headers["Access-Control-Allow-Origin"] in ("*", "https://app.example")
+    exposed = client.post("/chat", json=CHAT, headers={**auth(), "Origin": "https://app.example"})
+    assert "X-Provider" in exposed.headers["Access-Control-Expose-Headers"]
+    assert "X-RateLimit-Remaining" in exposed.headers["Access-Control-Expose-Headers"]
+
+
+def test_provider_secrets_never_reach_the_client(client, fake):
+    fake.enqueue("groq", Reply(status=401))
+    fake.enqueue("gemini", Reply(status=500))
+    response = client.post("/chat", json=CHAT, headers=auth())
+    assert response.status_code == 502
+    assert "secret" not in response.get_data(as_text=True)

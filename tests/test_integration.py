@@ -1,0 +1,90 @@
+"""The whole gateway under gunicorn + gevent against the fake provider server, called as a user would."""
+import signal
+
+import requests
+
+from tests.fakeprovider import Reply
+from tests.gateway import PROVIDER_IDS
+
+NAMES = ["Groq", "Cerebras", "OpenRouter (DeepSeek)", "Gemini 3 Flash", "Hugging Face Llama 3.1 8B"]
+
+
+def test_round_robin_follows_the_seed_order_over_ten_requests(start_gateway, fake):
+    gateway = start_gateway(RATE_LIMIT_MAX=100)
+    answered = []
+    for _ in range(10):
+        response = gateway.post_chat()
+        assert response.status_code == 200
+        answered.append(response.headers["X-Provider"])
+    assert answered == NAMES * 2
+    assert [r.provider for r in fake.chat_requests()] == PROVIDER_IDS * 2
+
+
+def test_each_provider_answer_arrives_as_plain_text(start_gateway):
+    gateway = start_gateway(RATE_LIMIT_MAX=100)
+    for pid in PROVIDER_IDS:
+        response = gateway.post_chat()
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        assert response.text == f"Hello from {pid}"
+
+
+def test_first_chunk_reaches_the_client_before_the_provider_has_finished(start_gateway, fake):
+    gateway = start_gateway(providers=["groq"])
+    fake.enqueue("groq", Reply(chunks=["first", " second", " third", " fourth"], interval=0.4))
+    with gateway.post_chat(stream=True) as response:
+        chunks = response.iter_content(chunk_size=None)
+        assert next(chunks) == b"first"
+        assert fake.outcomes == []  # the fake is still sending
+        assert b"".join(chunks) == b" second third fourth"
+    assert fake.wait_for(lambda f: f.outcomes == [("groq", "complete")])
+
+
+def test_client_disconnect_closes_the_upstream_connection(start_gateway, fake):
+    gateway = start_gateway(providers=["groq"])
+    fake.enqueue("groq", Reply(chunks=[f"{i} " for i in range(400)], interval=0.05))
+    response = gateway.post_chat(stream=True)
+    assert next(response.iter_content(chunk_size=None))
+    response.close()
+    assert fake.wait_disconnect("groq", timeout=5)
+
+
+def test_key_created_through_admin_survives_sigkill_and_restart(start_gateway):
+    gateway = start_gateway(providers=["groq"])
+    key = gateway.admin("POST", json={"name": "alice"}).json()["apiKey"]
+    assert gateway.post_chat(key=key).status_code == 200
+    gateway.kill(signal.SIGKILL)
+    gateway.start()
+    assert gateway.post_chat(key=key).status_code == 200
+    listed = gateway.admin("GET").json()["keys"]
+    assert [k["name"] for k in listed] == ["alice"]
+    assert key not in str(listed)
+    assert gateway.post_chat(key=key + "x").status_code == 403
+
+
+def test_eleventh_request_in_a_window_gets_the_seed_429(start_gateway):
+    gateway = start_gateway(providers=["groq"])
+    for remaining in range(9, -1, -1):
+        response = gateway.post_chat()
+        assert response.status_code == 200
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+    response = gateway.post_chat()
+    assert response.status_code == 429
+    body = response.json()
+    assert body["error"] == "Rate limit exceeded" and body["status"] == 429
+    assert body["resetAt"].endswith("Z")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert response.headers["X-RateLimit-Limit"] == "10"
+    assert response.headers["X-RateLimit-Remaining"] == "0"
+    assert response.headers["X-RateLimit-Reset"] == body["resetAt"]
+
+
+def test_metrics_count_what_was_sent(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"])
+    fake.enqueue("cerebras", Reply(status=400))
+    assert [gateway.post_chat().status_code for _ in range(3)] == [200, 400, 200]
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=5).json()
+    assert metrics["totalRequests"] == 3
+    assert metrics["services"]["Groq"]["requests"] == 2
+    assert metrics["services"]["Groq"]["successRate"] == "100.00%"
+    assert metrics["services"]["Cerebras"]["errors"] == 1
+    assert metrics["services"]["Cerebras"]["successRate"] == "0.00%"

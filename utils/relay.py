@@ -100,6 +100,8 @@ class Relay:
                 chunks.close()
                 self.router.released(provider)
                 raise
+            if attempt > 1:
+                self.router.answered_instead(provider)
             return Answer(self, provider, chunks, first, attempt, started, key_hash)
         raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
 

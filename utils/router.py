@@ -105,21 +105,26 @@ class Router:
     def failed(self, provider: Provider, error: ProviderError) -> None:
         circuit = self._circuits[provider.id]
         now = self.clock()
-        circuit.failures += 1
         circuit.probing = False
         circuit.reason = error.kind
         if error.model_gone:
             circuit.until, circuit.reason = math.inf, "model_not_found"
-        elif error.upstream_status == 429:
+        elif error.upstream_status == 429:  # busy, not broken: rest it without counting a failure
             circuit.until = now + (error.retry_after if error.retry_after is not None else self.cooldown)
-        elif circuit.failures >= self.threshold:
+        else:
+            circuit.failures += 1
+            if circuit.failures < self.threshold:
+                return
             circuit.openings += 1
             circuit.until = now + min(MAX_BACKOFF, self.cooldown * 2 ** (circuit.openings - 1))
-        else:
-            return
         log.warning("provider is cooling down", extra={
             "service": provider.name, "reason": circuit.reason,
             "until": None if circuit.until == math.inf else iso(circuit.until)})
+
+    def answered_instead(self, provider: Provider) -> None:
+        """A failover answered: the rotation goes on after it, so the order over healthy providers stays
+        exact while one of them is failing."""
+        self._last = self.configured.index(provider)
 
     def released(self, provider: Provider) -> None:
         """A request ended without a verdict on the provider (the client left): free the probe slot."""

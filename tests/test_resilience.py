@@ -1,0 +1,190 @@
+"""Failover, cool-downs, timeouts and choosing a provider, under gunicorn + gevent against the fake."""
+import subprocess
+import time
+
+import pytest
+import requests
+
+from tests.fakeprovider import Reply, stream_error_event
+from tests.gateway import MASTER_KEY
+
+
+def health_state(gateway, provider_id):
+    providers = requests.get(f"{gateway.url}/health", timeout=5).json()["providers"]
+    return next(p for p in providers if p["id"] == provider_id)
+
+
+def wait_until(predicate, timeout=10.0):
+    """Wait for the gateway to report a state change (there is no event to subscribe to)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_429_with_retry_after_rests_the_provider_until_then(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras", "openrouter"], RATE_LIMIT_MAX=100)
+    fake.enqueue("groq", Reply(status=429, headers={"retry-after": "1"}))
+    first = gateway.post_chat()
+    assert (first.status_code, first.text) == (200, "Hello from cerebras")
+    assert (first.headers["X-Provider"], first.headers["X-Attempts"]) == ("Cerebras", "2")
+    assert health_state(gateway, "groq")["state"] == "cooling_down"
+    # While Groq rests, the rotation goes on over the others without calling it.
+    assert [gateway.post_chat().headers["X-Provider"] for _ in range(4)] == [
+        "OpenRouter (DeepSeek)", "Cerebras", "OpenRouter (DeepSeek)", "Cerebras"]
+    assert len(fake.chat_requests("groq")) == 1
+    assert wait_until(lambda: health_state(gateway, "groq")["state"] == "ok")
+    providers = [gateway.post_chat().headers["X-Provider"] for _ in range(3)]
+    assert "Groq" in providers
+    assert len(fake.chat_requests("groq")) == 2
+
+
+def test_a_500_fails_over_and_the_client_sees_one_clean_answer(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"])
+    fake.enqueue("groq", Reply(status=500))
+    response = gateway.post_chat()
+    assert response.status_code == 200
+    assert response.text == "Hello from cerebras"
+    assert response.headers["X-Attempts"] == "2"
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=5).json()["services"]
+    assert metrics["Groq"]["failovers"] == 1 and metrics["Groq"]["errors"] == 1
+
+
+@pytest.mark.parametrize("reply", [Reply(status=503, body="upstream connect error or disconnect/reset before headers"),
+                                   Reply(status=404), Reply(status=401), Reply(never_answer=True, stall_seconds=5)],
+                         ids=["503-text", "404-model", "401-bad-key", "never-answers"])
+def test_provider_side_failures_fail_over(start_gateway, fake, reply):
+    gateway = start_gateway(providers=["groq", "cerebras"], FIRST_TOKEN_TIMEOUT=1)
+    fake.enqueue("groq", reply)
+    response = gateway.post_chat()
+    assert (response.status_code, response.headers["X-Provider"]) == (200, "Cerebras")
+
+
+def test_a_request_the_provider_calls_invalid_is_not_retried(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"])
+    fake.enqueue("groq", Reply(status=400, body={"error": {"message": "max_tokens is too large",
+                                                           "type": "invalid_request_error"}}))
+    response = gateway.post_chat()
+    assert response.status_code == 400
+    assert "max_tokens is too large" in response.json()["error"]
+    assert fake.chat_requests("cerebras") == []
+
+
+def test_every_provider_failing_gives_one_json_502_within_the_timeouts(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras", "gemini"], FIRST_TOKEN_TIMEOUT=1)
+    fake.enqueue("groq", Reply(status=500))
+    fake.enqueue("cerebras", Reply(never_answer=True, stall_seconds=10))
+    fake.enqueue("gemini", Reply(status=503))
+    started = time.monotonic()
+    response = gateway.post_chat()
+    assert time.monotonic() - started < 5
+    assert response.status_code == 502
+    assert response.json() == {"error": "All providers failed (3 tried)", "status": 502}
+    assert "secret" not in response.text
+
+
+def test_a_stall_before_the_first_token_fails_over_after_the_first_token_timeout(start_gateway, fake):
+    gateway = start_gateway(providers=["openrouter", "gemini"], FIRST_TOKEN_TIMEOUT=1)
+    # Keep-alive comments keep the socket busy, but they are not a first token.
+    fake.enqueue("openrouter", Reply(first_delay=4, keepalive=8))
+    response = gateway.post_chat()
+    assert (response.status_code, response.text) == (200, "Hello from gemini")
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=5).json()["services"]
+    assert metrics["OpenRouter (DeepSeek)"]["timeouts"] == 1
+
+
+def test_a_stream_dropped_midway_ends_without_its_final_chunk(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"])
+    fake.enqueue("groq", Reply(chunks=["one", " two", " three"], drop_after=2))
+    received = b""
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        with gateway.post_chat(stream=True) as response:
+            assert response.status_code == 200
+            for chunk in response.iter_content(chunk_size=None):
+                received += chunk
+    assert received == b"one two"
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=5).json()["services"]
+    assert metrics["Groq"]["midstreamFailures"] == 1
+
+
+def test_curl_reports_a_mid_stream_failure(start_gateway, fake):
+    gateway = start_gateway(providers=["groq"])
+    fake.enqueue("groq", Reply(chunks=["one", " two", " three"], drop_after=1))
+    result = subprocess.run(
+        ["curl", "-sSN", "-X", "POST", f"{gateway.url}/chat", "-H", f"X-API-Key: {MASTER_KEY}",
+         "-H", "Content-Type: application/json", "-d", '{"messages":[{"role":"user","content":"hi"}]}'],
+        capture_output=True, timeout=30)
+    assert result.stdout == b"one"
+    assert result.returncode == 18  # CURLE_PARTIAL_FILE: transfer closed with outstanding read data
+
+
+def test_a_stall_mid_stream_is_cut_and_the_upstream_closed(start_gateway, fake):
+    gateway = start_gateway(providers=["groq"], IDLE_TIMEOUT=1)
+    fake.enqueue("groq", Reply(chunks=["one", " two"], stall_after=1, stall_seconds=20))
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        gateway.post_chat().content
+    assert fake.wait_disconnect("groq", timeout=5)
+
+
+@pytest.mark.parametrize("reply", [Reply(malformed=True), Reply(error_event=stream_error_event("openrouter"))],
+                         ids=["malformed", "error-event"])
+def test_a_bad_event_after_the_first_chunk_cuts_the_stream(start_gateway, fake, reply):
+    gateway = start_gateway(providers=["openrouter"])
+    fake.enqueue("openrouter", reply)
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        gateway.post_chat().content
+
+
+def test_a_named_provider_is_used_by_body_or_header(start_gateway, fake):
+    gateway = start_gateway(RATE_LIMIT_MAX=100)
+    by_body = gateway.post_chat(json={"messages": [{"role": "user", "content": "hi"}], "provider": "gemini"})
+    by_header = gateway.post_chat(headers={"X-Provider": "huggingface"})
+    assert by_body.headers["X-Provider"] == "Gemini 3 Flash"
+    assert by_header.headers["X-Provider"] == "Hugging Face Llama 3.1 8B"
+
+
+def test_unknown_or_unconfigured_provider_names_get_a_400(start_gateway):
+    gateway = start_gateway(providers=["groq"])
+    unknown = gateway.post_chat(headers={"X-Provider": "openai"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == ("Unknown provider 'openai'. Valid providers: groq, cerebras, openrouter, "
+                                       "gemini, huggingface")
+    unconfigured = gateway.post_chat(headers={"X-Provider": "gemini"})
+    assert unconfigured.status_code == 400 and "not configured" in unconfigured.json()["error"]
+
+
+def test_a_named_provider_is_tried_while_cooling_unless_fallback_is_asked(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"])
+    fake.enqueue("groq", Reply(status=429, headers={"retry-after": "60"}, times=2))
+    assert gateway.post_chat().headers["X-Provider"] == "Cerebras"  # groq 429 -> failover
+    named = gateway.post_chat(headers={"X-Provider": "groq"})
+    assert named.status_code == 502  # asked for groq alone; groq answered 429 again
+    fallback = gateway.post_chat(headers={"X-Provider": "groq", "X-Fallback": "true"})
+    assert (fallback.status_code, fallback.headers["X-Provider"]) == (200, "Cerebras")
+    assert len(fake.chat_requests("groq")) == 2
+
+
+def test_round_robin_stays_exact_over_healthy_providers_while_one_cools_down(start_gateway, fake):
+    gateway = start_gateway(RATE_LIMIT_MAX=100)
+    fake.enqueue("cerebras", Reply(status=429, headers={"retry-after": "60"}))
+    order = [gateway.post_chat().headers["X-Provider"] for _ in range(9)]
+    assert order == ["Groq", "OpenRouter (DeepSeek)", "Gemini 3 Flash", "Hugging Face Llama 3.1 8B",
+                     "Groq", "OpenRouter (DeepSeek)", "Gemini 3 Flash", "Hugging Face Llama 3.1 8B", "Groq"]
+    state = health_state(gateway, "cerebras")
+    assert state["state"] == "cooling_down" and state["until"].endswith("Z")
+
+
+def test_repeated_failures_open_the_circuit_then_one_probe_closes_it(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"], FAILURE_THRESHOLD=2, FAILURE_COOLDOWN=1,
+                            RATE_LIMIT_MAX=100)
+    fake.enqueue("groq", Reply(status=500, times=2))
+    gateway.post_chat()  # groq fails (1), cerebras answers
+    gateway.post_chat()  # cerebras
+    gateway.post_chat()  # groq fails (2): circuit opens
+    assert health_state(gateway, "groq")["state"] == "cooling_down"
+    assert wait_until(lambda: health_state(gateway, "groq")["state"] != "cooling_down")
+    providers = [gateway.post_chat().headers["X-Provider"] for _ in range(2)]
+    assert "Groq" in providers
+    assert health_state(gateway, "groq")["state"] == "ok"

@@ -19,6 +19,7 @@ from utils.relay import Relay
 from utils.requestlog import init_request_log
 from utils.router import Router
 from utils.settings import Settings, SettingsError, load_settings
+from utils.state import build_store
 
 # Response headers a browser front end may read.
 EXPOSED_HEADERS = ["X-Provider", "X-Attempts", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
@@ -33,10 +34,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # keep the contract's field order
 
     providers = build_providers(settings)
-    router = Router(providers, settings.failure_threshold, settings.failure_cooldown)
-    metrics_ = Metrics([p.name for p in router.configured])
+    store = build_store(settings.redis_url, settings.redis_fail_open)
+    router = Router(providers, store, failure_threshold=settings.failure_threshold,
+                    failure_cooldown=settings.failure_cooldown,
+                    probe_seconds=settings.connect_timeout + settings.first_token_timeout)
+    metrics_ = Metrics([p.name for p in router.configured], store)
     keys = KeyStore(settings.database_url)
-    app.extensions.update(settings=settings, router=router, metrics=metrics_, keys=keys,
+    app.extensions.update(settings=settings, store=store, router=router, metrics=metrics_, keys=keys,
                           relay=Relay(router, metrics_, keys))
     atexit.register(keys.close)  # writes the last key usage on a clean shutdown
 

@@ -14,6 +14,7 @@ bp = Blueprint("health", __name__)
 def health():
     ext = current_app.extensions
     settings, router = ext["settings"], ext["router"]
+    states = router.status()
     return jsonify({
         "status": "ok",
         "services": [p.name for p in router.configured],
@@ -22,7 +23,7 @@ def health():
         "timestamp": iso(time.time()),
         "providers": [
             {"id": p.id, "name": p.name, "model": p.model, "configured": p.configured,
-             **(router.status(p) if p.configured else {"state": "not_configured"})}
+             **(states[p.id] if p.configured else {"state": "not_configured"})}
             for p in router.providers
         ],
     })

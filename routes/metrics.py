@@ -1,5 +1,8 @@
-"""GET /metrics: request figures per provider."""
-from flask import Blueprint, current_app, jsonify
+"""GET /metrics (JSON, the seed's shape) and GET /metrics/prometheus (text exposition)."""
+from flask import Blueprint, Response, current_app, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from utils import prometheus
 
 bp = Blueprint("metrics", __name__)
 
@@ -7,3 +10,8 @@ bp = Blueprint("metrics", __name__)
 @bp.get("/metrics")
 def metrics():
     return jsonify(current_app.extensions["metrics"].snapshot())
+
+
+@bp.get("/metrics/prometheus")
+def metrics_prometheus():
+    return Response(prometheus.render(current_app.extensions["metrics"]), mimetype=CONTENT_TYPE_LATEST)

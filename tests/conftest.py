@@ -22,9 +22,9 @@ def start_gateway(fake, tmp_path):
     """Start the gateway under gunicorn with the given settings (all five providers on the fake by default)."""
     started = []
 
-    def start(providers=None, workers=1, **settings):
+    def start(providers=None, workers=1, name="gateway", **settings):
         env = fake_env(fake, providers) if providers is not None else fake_env(fake)
-        gateway = Gateway({**env, **{k: str(v) for k, v in settings.items()}}, tmp_path, workers).start()
+        gateway = Gateway({**env, **{k: str(v) for k, v in settings.items()}}, tmp_path, workers, name).start()
         started.append(gateway)
         return gateway
 

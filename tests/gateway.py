@@ -22,7 +22,7 @@ SETTINGS = [name for _, prefix, key, _, _ in PROVIDER_TABLE
     "PORT", "DEBUG", "CORS_ORIGINS", "REQUIRE_AUTH", "MASTER_API_KEY", "PUBLIC_API_KEYS", "RATE_LIMIT_ENABLED",
     "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_MS", "DATABASE_URL", "REDIS_URL", "CONNECT_TIMEOUT",
     "FIRST_TOKEN_TIMEOUT", "IDLE_TIMEOUT", "MAX_ATTEMPTS", "FAILURE_THRESHOLD", "FAILURE_COOLDOWN",
-    "WEB_CONCURRENCY"]
+    "WEB_CONCURRENCY", "REDIS_FAIL_OPEN"]
 MASTER_KEY = "master-test-key"
 
 
@@ -43,11 +43,11 @@ def fake_env(fake, providers=PROVIDER_IDS) -> dict:
 
 
 class Gateway:
-    def __init__(self, env: dict, tmp_path: Path, workers: int = 1):
+    def __init__(self, env: dict, tmp_path: Path, workers: int = 1, name: str = "gateway"):
         self.env = {**{name: "" for name in SETTINGS}, "MASTER_API_KEY": MASTER_KEY,
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}", **env}
         self.workers = workers
-        self.log_path = tmp_path / "gateway.log"
+        self.log_path = tmp_path / f"{name}.log"
         self.process: subprocess.Popen | None = None
         self.url = ""
 

@@ -7,6 +7,7 @@
     +-- NotFound                 404
     +-- NoProviders              503, nothing is configured (or everything is cooling down)
     +-- UpstreamFailed           502, every provider tried has failed
+    +-- StateUnavailable         503, Redis or the key database is unreachable
     +-- ProviderError            one provider's failure; carries whether another provider may take over
 """
 from __future__ import annotations
@@ -50,6 +51,11 @@ class NoProviders(GatewayError):
 class UpstreamFailed(GatewayError):
     status = 502
     message = "All providers failed"
+
+
+class StateUnavailable(GatewayError):
+    status = 503
+    message = "The gateway's shared state (Redis) is unavailable; try again shortly"
 
 
 class ProviderError(GatewayError):

@@ -12,11 +12,13 @@ import os
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from utils.clock import iso
+from utils.errors import StateUnavailable
 
 log = logging.getLogger("gateway")
 
@@ -35,6 +37,8 @@ api_keys = sa.Table(
 )
 
 FLUSH_SECONDS = 2.0
+# Any number: PostgreSQL advisory lock that serialises the schema step between instances starting at once.
+SCHEMA_LOCK = 727_001
 
 
 def hash_key(key: str) -> str:
@@ -57,7 +61,7 @@ class _Usage:
 class KeyStore:
     def __init__(self, database_url: str):
         self.engine = _engine(database_url)
-        metadata.create_all(self.engine)  # checkfirst: safe on every start
+        migrate(self.engine)
         self._pending: dict[str, _Usage] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -65,29 +69,29 @@ class KeyStore:
 
     def create(self, name: str) -> str:
         key = f"sk_{secrets.token_hex(24)}"
-        with self.engine.begin() as db:
+        with self._begin() as db:
             db.execute(api_keys.insert().values(
                 key_hash=hash_key(key), masked=mask(key), name=name, created_at=time.time(),
                 request_count=0, prompt_tokens=0, completion_tokens=0, enabled=True))
         return key
 
     def is_valid(self, key_hash: str) -> bool:
-        with self.engine.connect() as db:
+        with self._connect() as db:
             return bool(db.execute(sa.select(api_keys.c.enabled).where(api_keys.c.key_hash == key_hash)).scalar())
 
     def revoke(self, key_hash: str) -> bool:
-        with self.engine.begin() as db:
+        with self._begin() as db:
             return db.execute(api_keys.delete().where(api_keys.c.key_hash == key_hash)).rowcount > 0
 
     def find(self, key_id: str) -> str | None:
         """The hash of the key whose listed `id` (a hash prefix) is `key_id`, if exactly one matches."""
-        with self.engine.connect() as db:
+        with self._connect() as db:
             rows = db.execute(sa.select(api_keys.c.key_hash).where(
                 api_keys.c.key_hash.startswith(key_id, autoescape=True)).limit(2)).all()
         return rows[0][0] if len(rows) == 1 else None
 
     def list(self) -> list[dict]:
-        with self.engine.connect() as db:
+        with self._connect() as db:
             rows = db.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).mappings().all()
         with self._lock:
             pending = dict(self._pending)
@@ -127,6 +131,21 @@ class KeyStore:
                     mine.completion_tokens += u.completion_tokens
                     mine.last_used = max(mine.last_used, u.last_used)
 
+    @contextmanager
+    def _connect(self):
+        """A connection; the database being unreachable is a clear 503, not a 500."""
+        try:
+            with self.engine.connect() as db:
+                yield db
+        except sa.exc.OperationalError:
+            log.error("key database is unreachable")
+            raise StateUnavailable("The key database is unavailable; try again shortly") from None
+
+    @contextmanager
+    def _begin(self):
+        with self._connect() as db, db.begin():
+            yield db
+
     def close(self) -> None:
         self._stop.set()
         self.flush()
@@ -151,6 +170,15 @@ def _public(row, pending: _Usage | None) -> dict:
         "completionTokens": row["completion_tokens"] + pending.completion_tokens,
         "enabled": row["enabled"],
     }
+
+
+def migrate(engine: sa.Engine) -> None:
+    """Create what is missing; safe to run twice, and from two instances at once."""
+    with engine.begin() as db:
+        if engine.dialect.name == "postgresql":
+            db.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
+        for table in metadata.sorted_tables:  # IF NOT EXISTS: a second run, or a racing worker, changes nothing
+            db.execute(sa.schema.CreateTable(table, if_not_exists=True))
 
 
 def _engine(url: str) -> sa.Engine:

@@ -31,6 +31,9 @@ def init_limits(app: Flask, settings: Settings) -> None:
         RATELIMIT_STRATEGY="fixed-window",
         RATELIMIT_HEADERS_ENABLED=False,  # written below, with the reset as ISO 8601
         RATELIMIT_KEY_PREFIX="gateway",
+        # Redis unreachable: count in this process until it is back. Whether requests are then served at
+        # all is the state store's decision (REDIS_FAIL_OPEN), so it is made in one place.
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
     )
     limiter.init_app(app)
     app.after_request(add_rate_limit_headers)

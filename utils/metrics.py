@@ -1,58 +1,78 @@
-"""Request figures for /metrics. Per process here; shared through Redis when REDIS_URL is set."""
+"""Request figures for /metrics and /metrics/prometheus, kept in the state store: per process by
+default, in Redis (so every worker and machine reports the same totals) when REDIS_URL is set.
+
+Each attempt on a provider is one `add` to that provider's hash: counters, duration, and one bucket of
+each histogram (stored per bucket, made cumulative when rendered).
+"""
 from __future__ import annotations
 
+import bisect
 import time
-from collections import defaultdict
 
 from utils.clock import iso
+from utils.state import LocalStore, RedisStore
 
-# Per-provider counters kept besides requests and errors.
-COUNTERS = ("requests", "errors", "failovers", "timeouts", "midstreamFailures", "promptTokens",
-            "completionTokens")
+# Per-provider counters besides requests and errors, as /metrics names them.
+COUNTERS = ("failovers", "timeouts", "midstreamFailures", "promptTokens", "completionTokens")
+# Histogram bucket upper bounds, in seconds.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, float("inf"))
+
+
+def bucket(seconds: float) -> str:
+    return str(BUCKETS[bisect.bisect_left(BUCKETS, seconds)])
 
 
 class Metrics:
-    def __init__(self, service_names: list[str]):
+    def __init__(self, service_names: list[str], store: LocalStore | RedisStore):
         self.started = time.time()
-        self.total_requests = 0
-        self._names = list(service_names)
-        self._counts: dict[str, dict[str, float]] = defaultdict(lambda: dict.fromkeys(COUNTERS, 0))
-        self._duration_ms: dict[str, float] = defaultdict(float)
-        self._last_used: dict[str, float] = {}
+        self.names = list(service_names)
+        self.store = store
 
     def count_request(self) -> None:
-        self.total_requests += 1
+        self.store.add("metrics", {"totalRequests": 1})
 
     def record_attempt(self, service: str, *, ok: bool, duration_ms: float, failure: str | None = None,
-                       failed_over: bool = False, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+                       failed_over: bool = False, ttft_ms: float | None = None, prompt_tokens: int = 0,
+                       completion_tokens: int = 0) -> None:
         """One call to one provider. `failure` is None, 'timeout', 'midstream' or another error kind."""
-        counts = self._counts[service]
-        counts["requests"] += 1
-        counts["errors"] += not ok
-        counts["failovers"] += failed_over
-        counts["timeouts"] += failure == "timeout"
-        counts["midstreamFailures"] += failure == "midstream"
-        counts["promptTokens"] += prompt_tokens
-        counts["completionTokens"] += completion_tokens
-        self._duration_ms[service] += duration_ms
-        self._last_used[service] = time.time()
+        amounts = {
+            "requests": 1, "errors": int(not ok), "failovers": int(failed_over),
+            "timeouts": int(failure == "timeout"), "midstreamFailures": int(failure == "midstream"),
+            "promptTokens": prompt_tokens, "completionTokens": completion_tokens,
+            "durationMs": round(duration_ms, 3), f"latency:{bucket(duration_ms / 1000)}": 1,
+        }
+        if ttft_ms is not None:
+            amounts.update({"ttftMs": round(ttft_ms, 3), "ttftCount": 1, f"ttft:{bucket(ttft_ms / 1000)}": 1})
+        self.store.add(f"metrics:{service}", amounts, {"lastUsed": time.time()})
+
+    def raw(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+        """The stored fields: the totals, and each service's."""
+        total, *services = self.store.read(["metrics"] + [f"metrics:{name}" for name in self.names])
+        return total, dict(zip(self.names, services))
+
+    def uptime(self) -> float:
+        return round(time.time() - self.started, 3)
 
     def snapshot(self) -> dict:
+        total, services = self.raw()
         return {
-            "uptime": round(time.time() - self.started, 3),
-            "totalRequests": self.total_requests,
-            "services": {name: self._service(name) for name in self._names},
+            "uptime": self.uptime(),
+            "totalRequests": int(float(total.get("totalRequests", 0))),
+            "services": {name: service_summary(fields) for name, fields in services.items()},
         }
 
-    def _service(self, name: str) -> dict:
-        counts = self._counts[name]
-        requests, errors = int(counts["requests"]), int(counts["errors"])
-        last = self._last_used.get(name)
-        return {
-            "requests": requests,
-            "errors": errors,
-            "avgDuration": round(self._duration_ms[name] / requests, 2) if requests else 0,
-            "lastUsed": iso(last) if last else None,
-            "successRate": f"{(requests - errors) / requests * 100:.2f}%" if requests else "100.00%",
-            **{k: int(counts[k]) for k in COUNTERS[2:]},
-        }
+
+def service_summary(fields: dict[str, str]) -> dict:
+    def number(name: str) -> int:
+        return int(float(fields.get(name, 0)))
+
+    requests, errors = number("requests"), number("errors")
+    last = fields.get("lastUsed")
+    return {
+        "requests": requests,
+        "errors": errors,
+        "avgDuration": round(float(fields.get("durationMs", 0)) / requests, 2) if requests else 0,
+        "lastUsed": iso(float(last)) if last else None,
+        "successRate": f"{(requests - errors) / requests * 100:.2f}%" if requests else "100.00%",
+        **{name: number(name) for name in COUNTERS},
+    }

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 
 from providers.base import ChatRequest, Chunk, Provider, Usage
-from utils.errors import ProviderError, UpstreamFailed
+from utils.errors import GatewayError, ProviderError, UpstreamFailed
 from utils.keys import KeyStore
 from utils.metrics import Metrics
 from utils.router import Router
@@ -24,6 +24,7 @@ class Answer:
 
     def __init__(self, relay: Relay, provider: Provider, chunks: Iterator[Chunk], first: Chunk | None,
                  attempts: int, started: float, key_hash: str | None):
+        self.ttft_ms = (time.monotonic() - started) * 1000
         self.relay = relay
         self.provider = provider
         self.attempts = attempts
@@ -51,7 +52,10 @@ class Answer:
             self._chunks.close()  # closes the upstream connection
             if self.outcome == "streaming":
                 self.outcome = "client_closed"
-            self._record()
+            try:
+                self._record()
+            except GatewayError as exc:  # e.g. Redis went away: the answer itself was delivered
+                log.error("could not record a finished answer", extra={"reason": exc.message})
 
     def _track(self, chunk: Chunk) -> Chunk:
         self.usage = chunk.usage or self.usage
@@ -66,7 +70,7 @@ class Answer:
             relay.router.released(self.provider)
         relay.metrics.record_attempt(
             self.provider.name, ok=self.outcome != "midstream", duration_ms=(time.monotonic() - self._started) * 1000,
-            failure="midstream" if self.outcome == "midstream" else None,
+            failure="midstream" if self.outcome == "midstream" else None, ttft_ms=self.ttft_ms,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         if self._key_hash:
             relay.keys.record_use(self._key_hash, usage.prompt_tokens, usage.completion_tokens)

@@ -59,6 +59,8 @@ class Settings:
     rate_limit_window_ms: int = 60_000
     database_url: str = "sqlite:///data/gateway.db"
     redis_url: str | None = None
+    # With Redis unreachable: false answers 503; true serves on per-process state (limits per worker).
+    redis_fail_open: bool = False
     # Seconds to open a TCP/TLS connection to a provider.
     connect_timeout: float = 5.0
     # Seconds to wait for the provider's first byte, then between two reads of its stream.
@@ -107,6 +109,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         rate_limit_window_ms=env.int("RATE_LIMIT_WINDOW_MS", 60_000, low=1),
         database_url=env.database_url("DATABASE_URL", Settings.database_url),
         redis_url=env.url("REDIS_URL", None, schemes=("redis", "rediss", "unix")),
+        redis_fail_open=env.bool("REDIS_FAIL_OPEN", False),
         connect_timeout=env.float("CONNECT_TIMEOUT", 5.0),
         first_token_timeout=env.float("FIRST_TOKEN_TIMEOUT", 30.0),
         idle_timeout=env.float("IDLE_TIMEOUT", 30.0),
@@ -179,6 +182,9 @@ class _Env:
             return default
         if "://" not in value:  # a bare path means a SQLite file
             return f"sqlite:///{value}"
-        if not value.startswith(("sqlite:", "postgresql:", "postgresql+", "postgres:")):
+        scheme, _, rest = value.partition("://")
+        if scheme in ("postgresql", "postgres"):  # SQLAlchemy's default PostgreSQL driver is not ours
+            return f"postgresql+psycopg://{rest}"
+        if scheme not in ("sqlite", "postgresql+psycopg"):
             raise SettingsError(f"{name} must be a sqlite:/// path or a postgresql:// URL")
         return value

@@ -1,0 +1,59 @@
+"""Prometheus exposition of the same figures /metrics shows, read from the state store at scrape time,
+so any worker (and, with Redis, any machine) answers with the whole gateway's numbers."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from utils.metrics import BUCKETS, Metrics
+
+# (metric name, help, stored field)
+COUNTERS = (
+    ("gateway_provider_requests", "Calls to a provider, failed ones included", "requests"),
+    ("gateway_provider_errors", "Calls to a provider that failed", "errors"),
+    ("gateway_provider_failovers", "Failures another provider took over", "failovers"),
+    ("gateway_provider_timeouts", "Calls cut by a timeout", "timeouts"),
+    ("gateway_provider_midstream_failures", "Streams that broke after the first chunk", "midstreamFailures"),
+    ("gateway_prompt_tokens", "Prompt tokens reported by providers", "promptTokens"),
+    ("gateway_completion_tokens", "Completion tokens reported by providers", "completionTokens"),
+)
+
+
+class GatewayCollector:
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def collect(self):
+        total, services = self.metrics.raw()
+        requests = CounterMetricFamily("gateway_requests", "Chat requests dispatched to providers")
+        requests.add_metric([], float(total.get("totalRequests", 0)))
+        yield requests
+        for name, help_text, field in COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=["provider"])
+            for service, fields in services.items():
+                family.add_metric([service], float(fields.get(field, 0)))
+            yield family
+        yield self._histogram("gateway_provider_duration_seconds", "Whole call to a provider", "latency",
+                              "durationMs", "requests", services)
+        yield self._histogram("gateway_time_to_first_token_seconds", "Time to a provider's first chunk", "ttft",
+                              "ttftMs", "ttftCount", services)
+        uptime = GaugeMetricFamily("gateway_uptime_seconds", "Seconds since this process started")
+        uptime.add_metric([], self.metrics.uptime())
+        yield uptime
+
+    @staticmethod
+    def _histogram(name, help_text, prefix, sum_field, count_field, services):
+        family = HistogramMetricFamily(name, help_text, labels=["provider"])
+        for service, fields in services.items():
+            cumulative, buckets = 0.0, []
+            for bound in BUCKETS:
+                cumulative += float(fields.get(f"{prefix}:{bound}", 0))
+                buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
+            family.add_metric([service], buckets, float(fields.get(sum_field, 0)) / 1000)
+        return family
+
+
+def render(metrics: Metrics) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(metrics))
+    return generate_latest(registry)

@@ -1,0 +1,142 @@
+"""Where the gateway's shared figures live: the round-robin cursor, provider circuits and metrics.
+
+Two stores with the same few primitives over named hashes of numbers and strings:
+- `LocalStore`, per process (the embedded default: one worker, exact);
+- `RedisStore`, shared by every worker and machine (REDIS_URL). When Redis is unreachable it raises
+  `StateUnavailable` (a 503), or with `fail_open` serves from a per-process `LocalStore` until Redis
+  answers again; the log says so once each way. redis-py reconnects by itself.
+"""
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from utils.errors import StateUnavailable
+
+log = logging.getLogger("gateway")
+
+
+def next_after(last: int, candidates: list[int], count: int) -> int:
+    """The first of `candidates` (indexes into a ring of `count`) after `last`."""
+    return min(candidates, key=lambda index: (index - last - 1) % count)
+
+
+class LocalStore:
+    def __init__(self):
+        self._hashes: dict[str, dict[str, float | str]] = defaultdict(dict)
+        self._cursors: dict[str, int] = {}
+
+    def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None) -> None:
+        """Add `amounts` to the hash's fields and set `values`, in one step."""
+        fields = self._hashes[key]
+        for name, amount in amounts.items():
+            fields[name] = fields.get(name, 0) + amount
+        fields.update(values or {})
+
+    def put(self, key: str, values: dict[str, str | float]) -> None:
+        self._hashes[key] = dict(values)
+
+    def read(self, keys: list[str]) -> list[dict[str, str]]:
+        return [{k: str(v) for k, v in self._hashes.get(key, {}).items()} for key in keys]
+
+    def advance(self, key: str, candidates: list[int], count: int) -> int:
+        """Move the ring cursor `key` to the first candidate after it, atomically, and return it."""
+        self._cursors[key] = next_after(self._cursors.get(key, -1), candidates, count)
+        return self._cursors[key]
+
+    def set_cursor(self, key: str, index: int) -> None:
+        self._cursors[key] = index
+
+    def ping(self) -> bool:
+        return True
+
+
+# Atomic round-robin step: KEYS[1] the cursor, ARGV[1] the ring size, ARGV[2..] the candidates.
+_ADVANCE = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
+local count = tonumber(ARGV[1])
+local best, distance = nil, nil
+for i = 2, #ARGV do
+  local index = tonumber(ARGV[i])
+  local d = (index - last - 1) % count
+  if distance == nil or d < distance then best, distance = index, d end
+end
+redis.call('SET', KEYS[1], best)
+return best
+"""
+
+
+class RedisStore:
+    def __init__(self, url: str, *, fail_open: bool, prefix: str = "gateway:"):
+        import redis  # only deployments with REDIS_URL need the package loaded
+
+        self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
+                                           health_check_interval=30, decode_responses=True)
+        self._advance = self._redis.register_script(_ADVANCE)
+        self._prefix = prefix
+        self._fail_open = fail_open
+        self._fallback = LocalStore()
+        self._down = False
+
+    def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None) -> None:
+        def run():
+            pipe = self._redis.pipeline(transaction=False)
+            for name, amount in amounts.items():
+                if float(amount).is_integer():
+                    pipe.hincrby(self._prefix + key, name, int(amount))
+                else:
+                    pipe.hincrbyfloat(self._prefix + key, name, amount)
+            if values:
+                pipe.hset(self._prefix + key, mapping=values)
+            pipe.execute()
+        self._call(run, lambda: self._fallback.add(key, amounts, values))
+
+    def put(self, key: str, values: dict[str, str | float]) -> None:
+        def run():
+            pipe = self._redis.pipeline()
+            pipe.delete(self._prefix + key)
+            pipe.hset(self._prefix + key, mapping=values)
+            pipe.execute()
+        self._call(run, lambda: self._fallback.put(key, values))
+
+    def read(self, keys: list[str]) -> list[dict[str, str]]:
+        def run():
+            pipe = self._redis.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(self._prefix + key)
+            return pipe.execute()
+        return self._call(run, lambda: self._fallback.read(keys))
+
+    def advance(self, key: str, candidates: list[int], count: int) -> int:
+        return self._call(lambda: int(self._advance(keys=[self._prefix + key], args=[count, *candidates])),
+                          lambda: self._fallback.advance(key, candidates, count))
+
+    def set_cursor(self, key: str, index: int) -> None:
+        self._call(lambda: self._redis.set(self._prefix + key, index),
+                   lambda: self._fallback.set_cursor(key, index))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except self._errors:
+            return False
+
+    def _call(self, run, fallback):
+        try:
+            result = run()
+        except self._errors:
+            if not self._down:
+                self._down = True
+                log.error("redis is unreachable", extra={"failOpen": self._fail_open})
+            if self._fail_open:
+                return fallback()
+            raise StateUnavailable() from None
+        if self._down:
+            self._down = False
+            log.info("redis is reachable again")
+        return result
+
+
+def build_store(redis_url: str | None, fail_open: bool) -> LocalStore | RedisStore:
+    return RedisStore(redis_url, fail_open=fail_open) if redis_url else LocalStore()

@@ -69,8 +69,8 @@ def two_instances(start_gateway, redis_db, postgres_url):
 def test_two_instances_of_two_workers_share_one_limit(two_instances):
     a, b = two_instances
     statuses = [(a if i % 2 else b).post_chat().status_code for i in range(30)]
-    assert statuses.count(200) == 10
-    assert statuses.count(429) == 20
+    assert statuses.count(200) == 10, statuses
+    assert statuses.count(429) == 20, statuses
 
 
 @needs_redis

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ import requests
 
 from utils import sse
 from utils.errors import ProviderError
+from utils.quota import Quota, parse_reset, seconds_until
 from utils.settings import ProviderSettings
 from utils.upstream import Upstream
 
@@ -45,7 +47,7 @@ class Chunk:
 
 
 def status_error(status: int, message: str, *, retry_after: float | None = None,
-                 code: str | None = None) -> ProviderError:
+                 code: str | None = None, quota: Quota | None = None) -> ProviderError:
     """The one policy for what an upstream HTTP error means for failover.
 
     A 400/413/422 is the request's fault (another provider would refuse it too) unless it names the
@@ -56,7 +58,8 @@ def status_error(status: int, message: str, *, retry_after: float | None = None,
     client_fault = status in (400, 413, 422) and not model_gone
     kind = "rate_limited" if status == 429 else f"http_{status}"
     return ProviderError(f"upstream answered {status}: {message}"[:300], upstream_status=status,
-                         retryable=not client_fault, retry_after=retry_after, kind=kind, model_gone=model_gone)
+                         retryable=not client_fault, retry_after=retry_after, kind=kind, model_gone=model_gone,
+                         quota=quota)
 
 
 class Provider:
@@ -109,6 +112,11 @@ class Provider:
     def error_from_response(self, response: requests.Response) -> ProviderError:
         raise NotImplementedError
 
+    def read_quota(self, status: int, headers, body, now: float) -> Quota | None:
+        """What one answer (status, case-insensitive headers, parsed error body or None) says about the
+        provider's remaining quota; each provider reads its own dialect."""
+        return None
+
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
         raise NotImplementedError
 
@@ -137,10 +145,7 @@ def read_error_body(response: requests.Response):
         return response.text[:200]
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds (the form providers send); an HTTP date or garbage counts as absent."""
-    try:
-        seconds = float(value) if value else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """`Retry-After` (seconds or an HTTP date) as seconds from now; garbage or a past date counts as absent."""
+    now = time.time() if now is None else now
+    return seconds_until(parse_reset(value, now), now)

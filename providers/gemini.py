@@ -6,14 +6,31 @@ stream ends without `[DONE]`. https://ai.google.dev/api/generate-content
 """
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 import requests
 
 from providers.base import ChatRequest, Chunk, Provider, Usage, error_message, read_error_body, status_error
 from utils.errors import ProviderError
+from utils.quota import Quota, parse_reset, seconds_until
 
 # OpenAI option -> generationConfig field.
 GENERATION_CONFIG = {"temperature": "temperature", "top_p": "topP", "max_tokens": "maxOutputTokens",
                      "stop": "stopSequences", "seed": "seed"}
+
+try:
+    PACIFIC = ZoneInfo("America/Los_Angeles")
+except ZoneInfoNotFoundError:  # no time zone database on this host: standard time is off by an hour in summer
+    PACIFIC = timezone(timedelta(hours=-8), "PST")
+# "Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 0,
+# model: gemini-3-pro": the free tier has no quota for this model.
+_LIMIT_ZERO = re.compile(r"\blimit: ?0(?![\d.])")
+_RETRY_IN = re.compile(r"Please retry in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)")
 
 
 def to_upstream(request: ChatRequest, *, max_tokens_cap: int = 0) -> dict:
@@ -58,17 +75,62 @@ def parse_response(event: dict) -> Chunk | None:
     return chunk if chunk != Chunk() else None
 
 
-def retry_delay(body) -> float | None:
+def retry_delay(body, now: float | None = None) -> float | None:
     """Seconds from a 429's `RetryInfo` detail (`{"retryDelay": "34.4s"}`)."""
-    details = (body.get("error") or {}).get("details") if isinstance(body, dict) else None
-    for detail in details or []:
-        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
-        if isinstance(delay, str) and delay.endswith("s"):
-            try:
-                return float(delay[:-1])
-            except ValueError:
-                return None
-    return None
+    now = time.time() if now is None else now
+    return seconds_until(_retry_info_at(_details(body), now), now)
+
+
+def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quota | None:
+    """Gemini sends no quota headers; a 429 `RESOURCE_EXHAUSTED` body names the violated quotas
+    (`QuotaFailure`) and when to retry (`RetryInfo`). https://ai.google.dev/gemini-api/docs/rate-limits
+
+    A per-day quota refills at midnight Pacific time, whatever `retryDelay` says; `limit: 0` means this
+    tier does not offer the model at all, so no wait helps."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if status != 429 or not isinstance(error, dict):
+        return None
+    message = str(error.get("message") or "")
+    details = _details(body)
+    violations = [v for d in details if str(d.get("@type", "")).endswith("QuotaFailure")
+                  for v in d.get("violations") or [] if isinstance(v, dict)]
+    if _LIMIT_ZERO.search(message) or any(str(v.get("quotaValue")) == "0" for v in violations):
+        return Quota(out_until_restart=True, reason="model_not_in_tier")
+    retry_at = _retry_info_at(details, now)
+    if retry_at is None:
+        said = _RETRY_IN.search(message)
+        retry_at = parse_reset(said.group(1), now) if said else None
+    quota_ids = [str(v.get("quotaId") or "") for v in violations]
+    daily = [quota_id for quota_id in quota_ids if "PerDay" in quota_id]
+    binding = daily[0] if daily else quota_ids[0] if quota_ids else ""
+    window = "day" if daily else "minute" if "PerMinute" in binding else None
+    kind = "tokens" if "Token" in binding else "requests" if "Request" in binding else None
+    if window == "day":
+        retry_at = max(next_pacific_midnight(now), retry_at or 0.0)
+    quota = Quota(retry_at=retry_at, window=window,
+                  reason=f"{kind}_per_{window}" if kind and window else "rate_limited")
+    if kind == "requests":
+        return replace(quota, remaining_requests=0, requests_reset=retry_at, requests_window=window)
+    if kind == "tokens":
+        return replace(quota, remaining_tokens=0, tokens_reset=retry_at, tokens_window=window)
+    return quota
+
+
+def next_pacific_midnight(now: float) -> float:
+    """When Google's daily quotas refill: https://ai.google.dev/gemini-api/docs/rate-limits#current-rate-limits"""
+    tomorrow = datetime.fromtimestamp(now, PACIFIC).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, datetime.min.time(), PACIFIC).timestamp()
+
+
+def _details(body) -> list[dict]:
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error.get("details") if isinstance(error, dict) else None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+
+
+def _retry_info_at(details: list[dict], now: float) -> float | None:
+    delay = next((d.get("retryDelay") for d in details if "retryDelay" in d), None)
+    return parse_reset(delay, now)
 
 
 class GeminiProvider(Provider):
@@ -88,4 +150,9 @@ class GeminiProvider(Provider):
         message, _ = error_message(body)
         # Gemini answers a bad key with 400 INVALID_ARGUMENT: that is our key's fault, not the client's.
         status = 401 if "API_KEY_INVALID" in str(body) else response.status_code
-        return status_error(status, message, retry_after=retry_delay(body))
+        now = time.time()
+        return status_error(status, message, retry_after=retry_delay(body, now),
+                            quota=self.read_quota(response.status_code, response.headers, body, now))
+
+    def read_quota(self, status, headers, body, now) -> Quota | None:
+        return read_quota(status, headers, body, now)

@@ -4,6 +4,8 @@ Translation is pure functions of data (`to_upstream`, `parse_chunk`); the class 
 """
 from __future__ import annotations
 
+import time
+
 import requests
 
 from providers.base import ChatRequest, Chunk, Provider, Usage, error_message, parse_retry_after, \
@@ -66,6 +68,9 @@ class OpenAICompatibleProvider(Provider):
         return parse_chunk(event)
 
     def error_from_response(self, response: requests.Response) -> ProviderError:
-        message, code = error_message(read_error_body(response))
+        body = read_error_body(response)
+        message, code = error_message(body)
+        now = time.time()
         return status_error(response.status_code, message, code=code,
-                            retry_after=parse_retry_after(response.headers.get("retry-after")))
+                            retry_after=parse_retry_after(response.headers.get("retry-after"), now),
+                            quota=self.read_quota(response.status_code, response.headers, body, now))

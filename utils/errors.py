@@ -12,6 +12,11 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from utils.quota import Quota
+
 
 class GatewayError(Exception):
     status = 500
@@ -61,12 +66,14 @@ class StateUnavailable(GatewayError):
 class ProviderError(GatewayError):
     """A provider failed. `retryable` says another provider may take over (the client is not at fault);
     `retry_after` is how long (seconds) the provider asked us to wait; `status` is the upstream HTTP status
-    (0 when no answer came: refused, reset, timed out). `kind` is a short label for logs and metrics."""
+    (0 when no answer came: refused, reset, timed out). `kind` is a short label for logs and metrics;
+    `quota` is what the error answer said about the provider's quota, when it said anything."""
 
     status = 502
 
     def __init__(self, message: str, *, upstream_status: int = 0, retryable: bool = True,
-                 retry_after: float | None = None, kind: str = "error", model_gone: bool = False):
+                 retry_after: float | None = None, kind: str = "error", model_gone: bool = False,
+                 quota: Quota | None = None):
         super().__init__(message)
         self.upstream_status = upstream_status
         self.retryable = retryable
@@ -74,6 +81,7 @@ class ProviderError(GatewayError):
         self.kind = kind
         # The configured model does not exist upstream (retired or misspelt): an operator must change it.
         self.model_gone = model_gone
+        self.quota = quota
         if not retryable and 400 <= upstream_status < 500:
             # The request itself was refused upstream: the client sees the 4xx.
             self.status = 400

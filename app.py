@@ -9,7 +9,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from providers import build_providers
-from routes import admin, chat, health, metrics
+from routes import admin, chat, health, metrics, openai_api
 from routes.errors import register_error_handlers
 from utils.keys import KeyStore
 from utils.limits import init_limits
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_request_log(app)
     init_limits(app, settings)
     register_error_handlers(app)
-    for module in (chat, health, metrics, admin):
+    for module in (chat, openai_api, health, metrics, admin):
         app.register_blueprint(module.bp)
 
     log.info("gateway ready", extra={

@@ -23,6 +23,8 @@ STREAM_HEADERS = {
 
 @bp.before_request
 def authenticate_caller():
+    if request.method == "OPTIONS":  # a browser's CORS preflight carries no key and must get a 2xx
+        return
     ext = current_app.extensions
     g.caller = authenticate(request, ext["settings"], ext["keys"])
 
@@ -31,21 +33,28 @@ def authenticate_caller():
 @chat_limit
 def chat():
     body = read_json_object(request)
-    answer = open_answer(body, parse_chat_request(body), visible=lambda chunk: bool(chunk.text))
+    named, fallback = named_provider(body)
+    answer = open_answer(parse_chat_request(body), named, fallback=fallback, visible=lambda chunk: bool(chunk.text))
     return Response(stream_text(answer), mimetype="text/event-stream", headers=answer_headers(answer))
 
 
-def open_answer(body: dict, chat_request: ChatRequest, visible: Callable[[Chunk], bool]) -> Answer:
-    """Plan the providers (the one named by `provider` / `X-Provider`, else round-robin) and get the
-    first visible chunk of an answer, failing over while nothing has been sent."""
-    ext = current_app.extensions
-    settings, router = ext["settings"], ext["router"]
+def named_provider(body: dict) -> tuple[str | None, bool]:
+    """The provider /chat was asked for (`provider` / `X-Provider`), and whether others may take over."""
     named = body.get("provider", request.headers.get("X-Provider"))
     if named is not None and not isinstance(named, str):
         raise ValidationError("provider must be a string")
-    if named:
-        fallback = body.get("fallback", request.headers.get("X-Fallback", "false").lower() == "true")
-        plan = router.plan_named(named.strip().lower(), fallback=fallback is True, max_attempts=settings.max_attempts)
+    fallback = body.get("fallback", request.headers.get("X-Fallback", "false").lower() == "true")
+    return named.strip().lower() if named else None, fallback is True
+
+
+def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool = False,
+                visible: Callable[[Chunk], bool]) -> Answer:
+    """Plan the providers (the one named, else round-robin) and get the first visible chunk of an answer,
+    failing over while nothing has been sent. Shared by /chat and the OpenAI-compatible API."""
+    ext = current_app.extensions
+    settings, router = ext["settings"], ext["router"]
+    if named is not None:
+        plan = router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts)
     else:
         plan = router.plan(settings.max_attempts)
     g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible)

@@ -1,9 +1,10 @@
-"""The one error handler: every error becomes `{"error": message, "status": code}` (plus `resetAt` on 429)."""
+"""The one error handler: every error becomes `{"error": message, "status": code}` (plus `resetAt` on 429),
+or, on the OpenAI-compatible routes (`/v1/...`), OpenAI's `{"error": {"message", "type", "param", "code"}}`."""
 from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
@@ -21,15 +22,42 @@ HTTP_MESSAGES = {
     415: "Content-Type must be application/json",
 }
 
+# OpenAI's error `type` and default `code` per status. The SDKs pick the exception class by status alone
+# (429 -> RateLimitError whatever the type); the 429 type is OpenAI's own, the kind of limit hit.
+# https://platform.openai.com/docs/guides/error-codes
+OPENAI_ERRORS = {
+    404: ("invalid_request_error", "not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "request_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    429: ("requests", "rate_limit_exceeded"),
+    502: ("server_error", "provider_error"),
+    503: ("server_error", "service_unavailable"),
+}
+# OpenAI answers an unknown key with 401, and its SDKs raise AuthenticationError on it; /chat keeps the
+# contract's 403 for the same key.
+OPENAI_STATUS = {"invalid_api_key": 401}
 
-def error_response(status: int, message: str, **extra):
+
+def error_response(status: int, message: str, *, param: str | None = None, code: str | None = None, **extra):
+    if request.path.startswith("/v1/"):
+        return openai_error_response(status, message, param=param, code=code)
     response = jsonify({"error": message, "status": status, **extra})
     response.status_code = status
     return response
 
 
+def openai_error_response(status: int, message: str, *, param: str | None, code: str | None):
+    status = OPENAI_STATUS.get(code, status)
+    kind, default_code = OPENAI_ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error",
+                                                    None))
+    response = jsonify({"error": {"message": message, "type": kind, "param": param, "code": code or default_code}})
+    response.status_code = status
+    return response
+
+
 def handle_gateway_error(error: GatewayError):
-    return error_response(error.status, error.message)
+    return error_response(error.status, error.message, param=error.param, code=error.code)
 
 
 def handle_rate_limit(error: RateLimitExceeded):

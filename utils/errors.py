@@ -21,12 +21,18 @@ if TYPE_CHECKING:
 class GatewayError(Exception):
     status = 500
     message = "Internal server error"
+    # For OpenAI-shaped errors on /v1: the request field at fault, and a machine-readable code.
+    param: str | None = None
+    code: str | None = None
 
-    def __init__(self, message: str | None = None, status: int | None = None):
+    def __init__(self, message: str | None = None, status: int | None = None, *, param: str | None = None,
+                 code: str | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
         if status is not None:
             self.status = status
+        self.param = param or self.param
+        self.code = code or self.code
 
 
 class ValidationError(GatewayError):
@@ -41,6 +47,7 @@ class AuthRequired(GatewayError):
 class InvalidKey(GatewayError):
     status = 403
     message = "Invalid or disabled API key"
+    code = "invalid_api_key"
 
 
 class NotFound(GatewayError):

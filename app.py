@@ -15,6 +15,7 @@ from utils.keys import KeyStore
 from utils.limits import init_limits
 from utils.logs import configure_logging
 from utils.metrics import Metrics
+from utils.models import ModelWatcher
 from utils.relay import Relay
 from utils.requestlog import init_request_log
 from utils.router import Router
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions.update(settings=settings, store=store, router=router, metrics=metrics_, keys=keys,
                           relay=Relay(router, metrics_, keys))
     atexit.register(keys.close)  # writes the last key usage on a clean shutdown
+    ModelWatcher(router, settings.model_check_interval).start()
 
     CORS(app, origins=list(settings.cors_origins), expose_headers=EXPOSED_HEADERS)
     init_request_log(app)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import requests
@@ -30,6 +30,11 @@ class ChatRequest:
     # A model id to use instead of the provider's configured one.
     model: str | None = None
 
+    @property
+    def estimated_tokens(self) -> int:
+        """A cheap guess at the prompt's size (about four characters a token), to check token budgets."""
+        return sum(len(m.content) for m in self.messages) // 4
+
 
 @dataclass(frozen=True, slots=True)
 class Usage:
@@ -54,7 +59,8 @@ def status_error(status: int, message: str, *, retry_after: float | None = None,
     model, which is the operator's configuration; everything else (401/403 bad provider key, 404 model
     gone, 402 out of credit, 408, 429, 5xx) is this provider's problem, so another may answer.
     """
-    model_gone = status == 404 or code in ("model_not_found", "model_decommissioned", "model_not_supported")
+    model_gone = (status == 404 or code in ("model_not_found", "model_decommissioned", "model_not_supported")
+                  or "not a valid model" in message)  # OpenRouter's 400 for an unknown model id
     client_fault = status in (400, 413, 422) and not model_gone
     kind = "rate_limited" if status == 429 else f"http_{status}"
     return ProviderError(f"upstream answered {status}: {message}"[:300], upstream_status=status,
@@ -80,8 +86,9 @@ class Provider:
     def configured(self) -> bool:
         return self.settings.configured
 
-    def stream(self, request: ChatRequest) -> Iterator[Chunk]:
-        """Yield the answer's chunks as they arrive; raise ProviderError on any failure.
+    def stream(self, request: ChatRequest, observe: Callable[[Quota | None], None] | None = None) -> Iterator[Chunk]:
+        """Yield the answer's chunks as they arrive; raise ProviderError on any failure. `observe` hears
+        what a successful answer's headers say about the provider's quota (an error carries its own).
 
         The upstream response is closed when the generator finishes or is closed, so a client that
         goes away frees the provider's connection."""
@@ -90,12 +97,26 @@ class Provider:
         try:
             if response.status_code >= 400:
                 raise self.error_from_response(response)
+            if observe is not None:
+                observe(self.read_quota(response.status_code, response.headers, None, time.time()))
             for data in sse.iter_data(self.upstream.iter_bytes(response)):
                 chunk = self.parse_data(data)
                 if chunk is not None:
                     yield chunk
         finally:
             response.close()
+
+    def list_models(self) -> list[str]:
+        """The model ids the provider offers now (costs no chat quota)."""
+        url, headers = self.models_request()
+        response = self.upstream.get(url, headers=headers)
+        with response:
+            if response.status_code >= 400:
+                raise self.error_from_response(response)
+            try:
+                return self.parse_models(response.json())
+            except (ValueError, TypeError, AttributeError):
+                raise ProviderError("the provider sent a malformed model list", kind="malformed") from None
 
     def parse_data(self, data: str) -> Chunk | None:
         """One SSE data payload -> a chunk, None for nothing to pass on; raises on an error event."""
@@ -118,6 +139,12 @@ class Provider:
         return None
 
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
+        raise NotImplementedError
+
+    def models_request(self) -> tuple[str, dict]:
+        raise NotImplementedError
+
+    def parse_models(self, body: dict) -> list[str]:
         raise NotImplementedError
 
     def parse_event(self, event: dict) -> Chunk | None:

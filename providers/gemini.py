@@ -142,14 +142,23 @@ class GeminiProvider(Provider):
         return url, {"x-goog-api-key": self.settings.api_key}, to_upstream(
             request, max_tokens_cap=self.settings.max_tokens)
 
+    def models_request(self) -> tuple[str, dict]:
+        # One page holds every model the API offers (about fifty): https://ai.google.dev/api/models#method:-models.list
+        return f"{self.settings.base_url}/models?pageSize=1000", {"x-goog-api-key": self.settings.api_key}
+
+    def parse_models(self, body: dict) -> list[str]:
+        return [model["name"].removeprefix("models/") for model in body["models"]]
+
     def parse_event(self, event: dict) -> Chunk | None:
         return parse_response(event)
 
     def error_from_response(self, response: requests.Response) -> ProviderError:
         body = read_error_body(response)
         message, _ = error_message(body)
-        # Gemini answers a bad key with 400 INVALID_ARGUMENT: that is our key's fault, not the client's.
-        status = 401 if "API_KEY_INVALID" in str(body) else response.status_code
+        # Gemini answers a bad key (INVALID_ARGUMENT) and an unsupported server location
+        # (FAILED_PRECONDITION) with 400: both are this deployment's problem, and another provider can answer.
+        text = str(body)
+        status = 401 if "API_KEY_INVALID" in text else 403 if "FAILED_PRECONDITION" in text else response.status_code
         now = time.time()
         return status_error(status, message, retry_after=retry_delay(body, now),
                             quota=self.read_quota(response.status_code, response.headers, body, now))

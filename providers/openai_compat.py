@@ -61,6 +61,12 @@ class OpenAICompatibleProvider(Provider):
         body.update(self.extra_body)
         return f"{self.settings.base_url}/chat/completions", self.headers(), body
 
+    def models_request(self) -> tuple[str, dict]:
+        return f"{self.settings.base_url}/models", self.headers()
+
+    def parse_models(self, body: dict) -> list[str]:
+        return [model["id"] for model in body["data"]]
+
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.settings.api_key}"}
 

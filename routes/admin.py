@@ -15,6 +15,8 @@ MAX_NAME = 200
 
 @bp.before_request
 def master_only():
+    if request.method == "OPTIONS":  # a browser's CORS preflight carries no key and must get a 2xx
+        return
     require_master(request, current_app.extensions["settings"])
 
 

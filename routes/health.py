@@ -27,3 +27,20 @@ def health():
             for p in router.providers
         ],
     })
+
+
+@bp.get("/health/live")
+def live():
+    """The process is up and serving."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/health/ready")
+def ready():
+    """Ready for traffic: the key store answers and, when set, Redis does."""
+    ext = current_app.extensions
+    checks = {"keyStore": ext["keys"].ping()}
+    if ext["settings"].redis_url:
+        checks["redis"] = ext["store"].ping()
+    ok = all(checks.values())
+    return jsonify({"status": "ok" if ok else "unavailable", "checks": checks}), 200 if ok else 503

@@ -671,6 +671,8 @@ class FakeProviders:
             self._requests.clear()
             self._disconnects.clear()
             self._outcomes.clear()
+            self.models = {p: list(m) for p, m in DEFAULT_MODELS.items()}
+            self._defaults = {p: Reply() for p in PROVIDERS}
             self._cond.notify_all()
 
     # -- observation ----------------------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ class Gateway:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).ok:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.05)  # the port is not open yet: nothing to wait on but the clock
         raise RuntimeError(f"gateway did not start: {self.log()}")
 

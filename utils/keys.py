@@ -131,6 +131,14 @@ class KeyStore:
                     mine.completion_tokens += u.completion_tokens
                     mine.last_used = max(mine.last_used, u.last_used)
 
+    def ping(self) -> bool:
+        try:
+            with self._connect() as db:
+                db.execute(sa.text("SELECT 1"))
+            return True
+        except StateUnavailable:
+            return False
+
     @contextmanager
     def _connect(self):
         """A connection; the database being unreachable is a clear 503, not a 500."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from collections.abc import Callable, Iterator
 
 from providers.base import ChatRequest, Chunk, Provider, Usage
@@ -90,7 +91,7 @@ class Relay:
         for attempt, provider in enumerate(plan, 1):
             started = time.monotonic()
             self.router.attempting(provider)
-            chunks = provider.stream(request)
+            chunks = provider.stream(request, observe=partial(self.router.observe, provider))
             try:
                 first = next((chunk for chunk in chunks if visible(chunk)), None)
             except ProviderError as exc:

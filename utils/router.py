@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from providers.base import Provider
 from utils.clock import iso
 from utils.errors import NoProviders, ProviderError, ValidationError
+from utils.quota import Quota
 from utils.state import LocalStore, RedisStore
 
 log = logging.getLogger("gateway")
@@ -32,19 +33,63 @@ class Circuit:
     openings: int = 0  # times the circuit opened since the last success
     until: float = 0.0  # no request before this time (math.inf: until restart)
     reason: str = ""
+    detail: str = ""  # what an operator can do about it
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> Circuit:
         return cls(int(fields.get("failures", 0)), int(fields.get("openings", 0)), float(fields.get("until", 0)),
-                   fields.get("reason", ""))
+                   fields.get("reason", ""), fields.get("detail", ""))
 
     def state(self, now: float) -> dict:
         if self.until > now:
             until = None if self.until == math.inf else iso(self.until)
-            return {"state": "cooling_down", "until": until, "reason": self.reason}
+            return {"state": "cooling_down", "until": until, "reason": self.reason,
+                    **({"detail": self.detail} if self.detail else {})}
         if self.failures:
             return {"state": "failing", "failures": self.failures, "reason": self.reason}
         return {"state": "ok"}
+
+
+@dataclass
+class QuotaState:
+    """The last quota a provider reported (see utils/quota.py), as stored."""
+    remaining_requests: int | None = None
+    requests_reset: float = 0.0
+    remaining_tokens: int | None = None
+    tokens_reset: float = 0.0
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> QuotaState:
+        def number(name, kind):
+            return kind(float(fields[name])) if fields.get(name) not in (None, "") else None
+        return cls(number("remainingRequests", int), number("requestsReset", float) or 0.0,
+                   number("remainingTokens", int), number("tokensReset", float) or 0.0)
+
+    @classmethod
+    def from_quota(cls, quota: Quota) -> QuotaState:
+        return cls(quota.remaining_requests, quota.requests_reset or 0.0, quota.remaining_tokens,
+                   quota.tokens_reset or 0.0)
+
+    def fields(self) -> dict[str, str]:
+        return {k: v for k, v in {"remainingRequests": self.remaining_requests, "requestsReset": self.requests_reset,
+                                  "remainingTokens": self.remaining_tokens, "tokensReset": self.tokens_reset}.items()
+                if v is not None}
+
+    def exhausted_until(self, now: float, tokens: int) -> float:
+        """When the provider can take a request of `tokens` again; `now` or earlier means it can now."""
+        until = 0.0
+        if self.remaining_requests is not None and self.remaining_requests <= 0 and self.requests_reset > now:
+            until = self.requests_reset
+        if (self.remaining_tokens is not None and self.remaining_tokens < max(tokens, 1)
+                and self.tokens_reset > now):
+            until = max(until, self.tokens_reset)
+        return until
+
+    def describe(self) -> dict:
+        return {"remainingRequests": self.remaining_requests,
+                "requestsReset": iso(self.requests_reset) if self.requests_reset else None,
+                "remainingTokens": self.remaining_tokens,
+                "tokensReset": iso(self.tokens_reset) if self.tokens_reset else None}
 
 
 class Router:
@@ -59,18 +104,19 @@ class Router:
         self.clock = clock
         # Circuits as last read by this process: lets a success skip a write when all was well.
         self._seen: dict[str, Circuit] = {}
+        self._quotas: dict[str, QuotaState] = {}
 
     def by_id(self, provider_id: str) -> Provider | None:
         return next((p for p in self.providers if p.id == provider_id), None)
 
-    def plan(self, max_attempts: int = 0) -> list[Provider]:
-        """The providers to try for one request, in order: the next available one in the rotation first,
-        then those after it. Advances the rotation by one available provider."""
-        available = self._available()
+    def plan(self, max_attempts: int = 0, tokens: int = 0) -> list[Provider]:
+        """The providers to try for one request of about `tokens` prompt tokens, in order: the next
+        available one in the rotation first, then those after it. Advances the rotation by one."""
+        available = self._available(tokens)
         first = self.store.advance(ROTATION, [self.configured.index(p) for p in available], len(self.configured))
         return self._after(first - 1, available, max_attempts)
 
-    def plan_named(self, provider_id: str, *, fallback: bool, max_attempts: int = 0) -> list[Provider]:
+    def plan_named(self, provider_id: str, *, fallback: bool, max_attempts: int = 0, tokens: int = 0) -> list[Provider]:
         """The plan when the caller named a provider: that one even while it cools down (it was asked
         for), or with `fallback` that one if available and then the rotation after it."""
         provider = self.by_id(provider_id)
@@ -81,13 +127,15 @@ class Router:
             raise ValidationError(f"Provider '{provider_id}' is not configured on this gateway")
         if not fallback:
             return [provider]
-        return self._after(self.configured.index(provider) - 1, self._available(), max_attempts)
+        return self._after(self.configured.index(provider) - 1, self._available(tokens), max_attempts)
 
-    def _available(self) -> list[Provider]:
+    def _available(self, tokens: int) -> list[Provider]:
+        """Configured providers neither cooling down nor out of quota for this request."""
         if not self.configured:
             raise NoProviders()
         now, circuits = self.clock(), self._read()
-        available = [p for p in self.configured if circuits[p.id].until <= now]
+        available = [p for p in self.configured
+                     if circuits[p.id].until <= now and self._quotas[p.id].exhausted_until(now, tokens) <= now]
         if not available:
             raise NoProviders("All providers are cooling down; try again later")
         return available
@@ -113,9 +161,16 @@ class Router:
     def failed(self, provider: Provider, error: ProviderError) -> None:
         circuit = self._read()[provider.id]
         now = self.clock()
-        circuit.reason = error.kind
+        circuit.reason, circuit.detail = error.kind, ""
+        quota = error.quota
+        self.observe(provider, quota)
         if error.model_gone:
-            circuit.until, circuit.reason = math.inf, "model_not_found"
+            return self._model_gone(provider, circuit)
+        if quota and quota.out_until_restart:  # e.g. credits gone, or the tier has no such model
+            circuit.until, circuit.reason = math.inf, quota.reason
+            circuit.detail = f"{provider.name} cannot serve until an operator acts ({quota.reason}); restart to retry"
+        elif quota and quota.retry_at and quota.retry_at > now:  # the provider said when (a daily reset, say)
+            circuit.until, circuit.reason = quota.retry_at, quota.reason or error.kind
         elif error.upstream_status == 429:  # busy, not broken: rest it without counting a failure
             circuit.until = now + (error.retry_after if error.retry_after is not None else self.cooldown)
         else:
@@ -131,6 +186,44 @@ class Router:
                 "service": provider.name, "reason": circuit.reason,
                 "until": None if circuit.until == math.inf else iso(circuit.until)})
 
+    def observe(self, provider: Provider, quota: Quota | None) -> None:
+        """Keep what an answer said about the provider's quota, so the next requests can steer around
+        an exhausted budget before wasting a request on it."""
+        if quota is None:
+            return
+        state = QuotaState.from_quota(quota)
+        if state.remaining_requests is None and state.remaining_tokens is None:
+            return
+        now = self.clock()
+        was = self._quotas.get(provider.id, QuotaState()).exhausted_until(now, 0)
+        self._quotas[provider.id] = state
+        self.store.put(f"quota:{provider.id}", state.fields())
+        until = state.exhausted_until(now, 0)
+        if until > now >= was:
+            log.warning("provider quota exhausted", extra={"service": provider.name, "until": iso(until)})
+
+    def model_missing(self, provider: Provider, offered_like: list[str]) -> None:
+        circuit = self._read()[provider.id]
+        if circuit.reason == "model_not_found" and circuit.until == math.inf:
+            return  # already out and said so
+        self._model_gone(provider, circuit, offered_like)
+
+    def model_offered(self, provider: Provider) -> None:
+        circuit = self._read()[provider.id]
+        if circuit.reason == "model_not_found":
+            log.info("provider offers its model again", extra={"service": provider.name})
+            self._write(provider, Circuit())
+
+    def _model_gone(self, provider: Provider, circuit: Circuit, offered_like: list[str] | None = None) -> None:
+        setting = f"{provider.settings.env_prefix}_MODEL"
+        hint = f"; closest offered: {', '.join(offered_like)}" if offered_like else ""
+        circuit.until, circuit.reason = math.inf, "model_not_found"
+        circuit.detail = f"{provider.name} does not offer model '{provider.model}': set {setting}{hint}"
+        self._write(provider, circuit)
+        log.error("configured model is not offered; provider taken out of the rotation",
+                  extra={"service": provider.name, "setting": setting, "model": provider.model,
+                         "closest": offered_like or []})
+
     def answered_instead(self, provider: Provider) -> None:
         """A failover answered: the rotation goes on after it, so the order over healthy providers stays
         exact while one of them is failing."""
@@ -144,12 +237,22 @@ class Router:
             self._write(provider, circuit)
 
     def status(self) -> dict[str, dict]:
-        now = self.clock()
-        return {pid: circuit.state(now) for pid, circuit in self._read().items()}
+        """Per provider id: its state for /health, with what its quota said last."""
+        now, circuits = self.clock(), self._read()
+        states = {}
+        for pid, circuit in circuits.items():
+            state = circuit.state(now)
+            quota_until = self._quotas[pid].exhausted_until(now, 0)
+            if state["state"] != "cooling_down" and quota_until > now:
+                state = {"state": "cooling_down", "until": iso(quota_until), "reason": "quota_exhausted"}
+            states[pid] = {**state, "quota": self._quotas[pid].describe()}
+        return states
 
     def _read(self) -> dict[str, Circuit]:
-        fields = self.store.read([f"circuit:{p.id}" for p in self.providers])
-        self._seen = {p.id: Circuit.from_fields(f) for p, f in zip(self.providers, fields)}
+        count = len(self.providers)
+        fields = self.store.read([f"circuit:{p.id}" for p in self.providers] + [f"quota:{p.id}" for p in self.providers])
+        self._seen = {p.id: Circuit.from_fields(f) for p, f in zip(self.providers, fields[:count])}
+        self._quotas = {p.id: QuotaState.from_fields(f) for p, f in zip(self.providers, fields[count:])}
         return dict(self._seen)
 
     def _write(self, provider: Provider, circuit: Circuit) -> None:

@@ -22,6 +22,8 @@ class ProviderSettings:
     model: str
     # Cap on max_tokens sent upstream when the client asks for none or more (0 = no cap).
     max_tokens: int = 0
+    # Prefix of this provider's settings (GROQ_MODEL...), to name them in messages to the operator.
+    env_prefix: str = ""
 
     @property
     def configured(self) -> bool:
@@ -42,7 +44,8 @@ PROVIDER_TABLE = (
 
 
 def default_providers() -> tuple[ProviderSettings, ...]:
-    return tuple(ProviderSettings(pid, None, url, model) for pid, _, _, url, model in PROVIDER_TABLE)
+    return tuple(ProviderSettings(pid, None, url, model, env_prefix=prefix)
+                 for pid, prefix, _, url, model in PROVIDER_TABLE)
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,8 @@ class Settings:
     idle_timeout: float = 30.0
     # Failover: how many providers one request may try (0 = every configured provider once).
     max_attempts: int = 0
+    # Seconds between checks that each provider still offers its configured model (0 = never).
+    model_check_interval: float = 3600.0
     # Consecutive failures that open a provider's circuit, and the first back-off in seconds (it doubles).
     failure_threshold: int = 3
     failure_cooldown: float = 30.0
@@ -93,6 +98,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             base_url=env.url(f"{prefix}_BASE_URL", url),
             model=env.str(f"{prefix}_MODEL") or model,
             max_tokens=env.int(f"{prefix}_MAX_TOKENS", 0),
+            env_prefix=prefix,
         )
         for pid, prefix, key_var, url, model in PROVIDER_TABLE
     )
@@ -114,6 +120,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         first_token_timeout=env.float("FIRST_TOKEN_TIMEOUT", 30.0),
         idle_timeout=env.float("IDLE_TIMEOUT", 30.0),
         max_attempts=env.int("MAX_ATTEMPTS", 0, low=0),
+        model_check_interval=env.int("MODEL_CHECK_INTERVAL", 3600, low=0),
         failure_threshold=env.int("FAILURE_THRESHOLD", 3, low=1),
         failure_cooldown=env.float("FAILURE_COOLDOWN", 30.0),
     )
@@ -172,6 +179,10 @@ class _Env:
         if value is None:
             return default
         parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - reading it validates it
+        except ValueError:
+            raise SettingsError(f"{name} has a malformed port") from None
         if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
             raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
         return value.rstrip("/")

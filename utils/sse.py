@@ -17,7 +17,7 @@ def iter_data(chunks: Iterable[bytes]) -> Iterator[str]:
         pending += chunk
         lines = pending.splitlines(keepends=True)
         # The last piece stays pending until its line end arrives.
-        pending = b"" if lines[-1].endswith((b"\n", b"\r")) else lines.pop()
+        pending = b"" if not lines or lines[-1].endswith((b"\n", b"\r")) else lines.pop()
         for line in lines:
             if line.startswith(b"data:"):
                 value = line[5:].rstrip(b"\r\n")

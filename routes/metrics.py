@@ -9,7 +9,12 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 def metrics():
-    return jsonify(current_app.extensions["metrics"].snapshot())
+    """The seed's figures, each provider's with its state and last reported quota (as /health shows)."""
+    ext = current_app.extensions
+    snapshot, states = ext["metrics"].snapshot(), ext["router"].status()
+    for provider in ext["router"].configured:
+        snapshot["services"][provider.name]["health"] = states[provider.id]
+    return jsonify(snapshot)
 
 
 @bp.get("/metrics/prometheus")

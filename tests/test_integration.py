@@ -88,3 +88,15 @@ def test_metrics_count_what_was_sent(start_gateway, fake):
     assert metrics["services"]["Groq"]["successRate"] == "100.00%"
     assert metrics["services"]["Cerebras"]["errors"] == 1
     assert metrics["services"]["Cerebras"]["successRate"] == "0.00%"
+
+
+def test_key_usage_counted_in_memory_is_written_on_a_clean_shutdown(start_gateway):
+    gateway = start_gateway(providers=["groq"])
+    key = gateway.admin("POST", json={"name": "bob"}).json()["apiKey"]
+    for _ in range(3):
+        assert gateway.post_chat(key=key).status_code == 200
+    gateway.stop()  # SIGTERM well within the two-second flush interval
+    gateway.start()
+    [entry] = gateway.admin("GET").json()["keys"]
+    assert entry["requestCount"] == 3
+    assert entry["promptTokens"] == 30 and entry["completionTokens"] == 15

@@ -26,6 +26,21 @@ SETTINGS = [name for _, prefix, key, _, _ in PROVIDER_TABLE
 MASTER_KEY = "master-test-key"
 
 
+def wait_until(predicate, timeout: float = 10.0) -> bool:
+    """Wait for a state change that the gateway only reports when asked (there is no event to subscribe to)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def health_state(gateway: Gateway, provider_id: str) -> dict:
+    providers = requests.get(f"{gateway.url}/health", timeout=5).json()["providers"]
+    return next(p for p in providers if p["id"] == provider_id)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

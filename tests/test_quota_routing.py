@@ -5,7 +5,7 @@ import time
 import requests
 
 from tests.fakeprovider import Reply
-from tests.test_resilience import health_state, wait_until
+from tests.gateway import health_state, wait_until
 
 
 def answered_by(gateway, count):

@@ -6,22 +6,7 @@ import pytest
 import requests
 
 from tests.fakeprovider import Reply, stream_error_event
-from tests.gateway import MASTER_KEY
-
-
-def health_state(gateway, provider_id):
-    providers = requests.get(f"{gateway.url}/health", timeout=5).json()["providers"]
-    return next(p for p in providers if p["id"] == provider_id)
-
-
-def wait_until(predicate, timeout=10.0):
-    """Wait for the gateway to report a state change (there is no event to subscribe to)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
+from tests.gateway import MASTER_KEY, health_state, wait_until
 
 
 def test_429_with_retry_after_rests_the_provider_until_then(start_gateway, fake):

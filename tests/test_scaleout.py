@@ -9,7 +9,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from tests.gateway import MASTER_KEY, free_port
+from tests.gateway import free_port, wait_until
 from utils.keys import migrate
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
@@ -123,7 +123,7 @@ def private_redis(tmp_path):
     def start():
         servers.append(subprocess.Popen(command, stdout=subprocess.DEVNULL))
         url = f"redis://127.0.0.1:{port}/0"
-        assert wait_for(lambda: redis_answers(url))
+        assert wait_until(lambda: redis_answers(url))
         return url
 
     def stop():
@@ -133,16 +133,6 @@ def private_redis(tmp_path):
     yield start, stop
     for server in servers:
         server.kill()
-
-
-def wait_for(predicate, timeout=10.0):
-    import time
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 @needs_redis
@@ -156,7 +146,7 @@ def test_redis_going_away_gives_clear_503s_and_recovery_needs_no_restart(start_g
     assert down.json() == {"error": "The gateway's shared state (Redis) is unavailable; try again shortly",
                            "status": 503}
     start()
-    assert wait_for(lambda: gateway.post_chat().status_code == 200)
+    assert wait_until(lambda: gateway.post_chat().status_code == 200)
     assert "redis is unreachable" in gateway.log()
 
 

@@ -54,9 +54,10 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
     ext = current_app.extensions
     settings, router = ext["settings"], ext["router"]
     if named is not None:
-        plan = router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts)
+        plan = router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts,
+                                 tokens=chat_request.estimated_tokens)
     else:
-        plan = router.plan(settings.max_attempts)
+        plan = router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens)
     g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible)
     return g.answer
 

@@ -140,3 +140,13 @@ def test_health_live_and_ready(start_gateway):
     assert requests.get(f"{gateway.url}/health/live", timeout=5).json() == {"status": "ok"}
     ready = requests.get(f"{gateway.url}/health/ready", timeout=5)
     assert ready.status_code == 200 and ready.json()["checks"] == {"keyStore": True}
+
+
+def test_a_token_budget_too_small_for_the_prompt_skips_the_provider(start_gateway, fake):
+    gateway = start_gateway(providers=["groq", "cerebras"], RATE_LIMIT_MAX=100)
+    fake.enqueue("groq", Reply(headers={"x-ratelimit-remaining-tokens": "20", "x-ratelimit-reset-tokens": "30s"}))
+    assert gateway.post_chat().headers["X-Provider"] == "Groq"
+    big = "word " * 200  # about 250 tokens: more than the 20 left this minute
+    assert [gateway.post_chat(content=big).headers["X-Provider"] for _ in range(2)] == ["Cerebras", "Cerebras"]
+    assert len(fake.chat_requests("groq")) == 1
+    assert [gateway.post_chat(content="hi").headers["X-Provider"] for _ in range(2)] == ["Groq", "Cerebras"]

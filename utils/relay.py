@@ -36,6 +36,7 @@ class Answer:
         self._first = first
         self._started = started
         self._key_hash = key_hash
+        self._error: ProviderError | None = None
 
     def __iter__(self) -> Iterator[Chunk]:
         try:
@@ -46,8 +47,8 @@ class Answer:
             self.outcome = "ok"
         except ProviderError as exc:
             self.outcome = "midstream"
+            self._error = exc
             log.warning("provider failed mid-stream", extra={"service": self.provider.name, "reason": exc.kind})
-            self.relay.router.failed(self.provider, exc)
             raise
         finally:
             self._chunks.close()  # closes the upstream connection
@@ -69,6 +70,8 @@ class Answer:
             relay.router.succeeded(self.provider)
         elif self.outcome == "client_closed":
             relay.router.released(self.provider)
+        else:
+            relay.router.failed(self.provider, self._error)
         relay.metrics.record_attempt(
             self.provider.name, ok=self.outcome != "midstream", duration_ms=(time.monotonic() - self._started) * 1000,
             failure="midstream" if self.outcome == "midstream" else None, ttft_ms=self.ttft_ms,

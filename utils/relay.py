@@ -93,6 +93,7 @@ class Relay:
         self.metrics.count_request()
         for attempt, provider in enumerate(plan, 1):
             started = time.monotonic()
+            log.debug("trying provider", extra={"service": provider.name, "attempt": attempt})
             self.router.attempting(provider)
             chunks = provider.stream(request, observe=partial(self.router.observe, provider))
             try:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench import report
 from bench.procs import MemorySampler, free_port, http
@@ -37,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--streams", type=int, nargs="+", default=[100, 500])
     parser.add_argument("--only", nargs="+", choices=[OURS, OURS_REDIS, PEER], default=[OURS, OURS_REDIS, PEER],
                         help="configurations to run")
+    parser.add_argument("--model", default="groq", help="model our gateway is asked for: groq names the provider; "
+                        "auto goes through the rotation (with Redis: its reads and cursor on every request)")
     parser.add_argument("--redis-url", default=REDIS_DB_URL, help="Redis for the two-worker configuration")
     parser.add_argument("--peer-name", default="LiteLLM")
     parser.add_argument("--peer-cmd", default=LITELLM_COMMAND,
@@ -46,6 +50,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--commit", default="HEAD", help="the gateway commit to measure (exported to a temporary "
                         "folder, so edits in progress do not matter)")
     parser.add_argument("--working-tree", action="store_true", help="measure the working tree as it is instead")
+    parser.add_argument("--source", type=Path, help="measure the gateway files in this folder (an experiment)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (a temporary folder)")
     parser.add_argument("--no-write", action="store_true", help="print the report without writing it")
     return parser.parse_args()
@@ -56,7 +61,9 @@ class Bench:
         self.args, self.work = args, work
         self.seconds = args.seconds or (10 if args.full else 3)
         self.warmup = 3 if args.full else 1
-        if args.working_tree:
+        if args.source:
+            self.source, self.code = args.source.resolve(), f"files in {args.source}"
+        elif args.working_tree:
             self.source, self.code = ROOT, "working tree"
         else:
             self.source, commit = snapshot(work, args.commit)
@@ -83,6 +90,8 @@ class Bench:
             time.sleep(1)  # let the last load's connections close before measuring idle memory
             pids = target.server.pids()
             result.processes, result.idle_kb = len(pids), target.server.rss_kb(pids)
+            if target.name == "ours-redis":
+                result.redis_per_request = redis_commands(target, self.args.redis_url)
             self.run_streams(target, direct_url, result)
         finally:
             target.server.stop()
@@ -104,12 +113,7 @@ class Bench:
     def run_load(self, target: Target, direct_url: str, result: TargetResult) -> None:
         for c in self.args.concurrency:
             direct = load(direct_url, target.direct_plain_body, c, self.seconds)
-            before = redis_commands() if target.name == "ours-redis" and c == 1 else None
             via = load(target.chat_url, target.plain_body, c, self.seconds, target.key)
-            if before is not None and via.requests:
-                after = redis_commands()
-                result.redis_per_request = {name: (n - before.get(name, 0)) / via.requests
-                                            for name, n in after.items() if n > before.get(name, 0)}
             result.load[c] = (direct, via)
             self.say(f"{result.label}: c={c}: {via.rps:,.0f} req/s p50 {via.p50_ms:.2f} ms p99 {via.p99_ms:.2f} ms, "
                      f"errors {via.errors} | direct {direct.rps:,.0f} req/s p50 {direct.p50_ms:.2f} ms "
@@ -169,10 +173,10 @@ class Bench:
         return 0
 
     def targets(self, fake_url: str):
-        yield OURS, our_gateway("ours", fake_url, self.work, self.source), "ours, 1 worker"
+        yield OURS, our_gateway("ours", fake_url, self.work, self.source, model=self.args.model), "ours, 1 worker"
         redis = self.redis_ready() if OURS_REDIS in self.args.only else "not selected"
         redis_target = our_gateway("ours-redis", fake_url, self.work, self.source, workers=2,
-                                   redis_url=self.args.redis_url) if redis is True else redis
+                                   redis_url=self.args.redis_url, model=self.args.model) if redis is True else redis
         yield OURS_REDIS, redis_target, "ours, Redis, 2 workers"
         peer_bin = self.args.peer_cmd.split()[0]
         if self.args.peer_cmd == LITELLM_COMMAND and not Path(peer_bin).exists():
@@ -199,20 +203,31 @@ class Bench:
         return True if out.stdout.strip() == "OK" else f"Redis at {url} did not answer: {out.stdout}{out.stderr}"
 
 
-def redis_commands() -> dict[str, int]:
-    """Commands the Redis server has processed, by name (INFO commandstats), to count them per request.
-    Server-wide: other clients of the same server add to it."""
-    try:
-        out = subprocess.run(["redis-cli", "-h", "127.0.0.1", "INFO", "commandstats"], capture_output=True, text=True,
-                             timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    counts = {}
-    for line in out.splitlines():
-        if line.startswith("cmdstat_"):
-            name, _, fields = line.partition(":")
-            counts[name.removeprefix("cmdstat_")] = int(fields.split(",")[0].split("=")[1])
-    return counts
+def redis_commands(target: Target, redis_url: str, requests: int = 100) -> dict[str, float]:
+    """Redis commands per request in the gateway's database, by name: MONITOR while `requests` requests
+    are sent one at a time (after the load runs, so it slows none of the figures)."""
+    parts = urlsplit(redis_url)
+    db = parts.path.strip("/") or "0"
+    with socket.create_connection((parts.hostname, parts.port or 6379), timeout=5) as monitor:
+        monitor.sendall(b"MONITOR\r\n")
+        sent = sum(http(target.chat_url, target.plain_body, target.key, timeout=10)[0] == 200 for _ in range(requests))
+        time.sleep(0.3)  # the last answer records itself after its body is sent
+        monitor.settimeout(0.5)
+        out = b""
+        for _ in range(10_000):  # bounded: read until Redis has nothing more to say
+            try:
+                data = monitor.recv(1 << 20)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            out += data
+    counts: dict[str, float] = {}
+    for line in out.decode(errors="replace").splitlines():
+        if f"[{db} " in line:  # `+1732... [12 127.0.0.1:5555] "HINCRBY" ...`
+            name = line.split("]", 1)[1].split('"')[1].lower()
+            counts[name] = counts.get(name, 0) + 1
+    return {name: n / sent for name, n in counts.items()} if sent else {}
 
 
 def main() -> int:

@@ -43,7 +43,8 @@ STEPS = (
     ("Flask app (wsgi_app, all of it)", ("Flask.wsgi_app (flask/app.py",)),
     ("auth (before_request)", ("authenticate_caller (routes/chat.py",)),
     ("rate limiter (disabled in the run)", ("Limiter._check_request_limit", "add_rate_limit_headers")),
-    ("body parse + validation", ("read_json_object (utils/validation.py", "parse_chat_request (utils/validation.py")),
+    ("body parse + validation", ("read_json_object (utils/validation.py", "parse_chat_request (utils/validation.py",
+                                 "parse_completion_request (utils/validation.py")),
     ("upstream call: requests Session.post, all of it", ("Upstream.post (utils/upstream.py",)),
     ("  of which: proxy/.netrc lookups in os.environ (merge_environment_settings)",
      ("Session.merge_environment_settings (requests/sessions.py",)),
@@ -53,6 +54,8 @@ STEPS = (
     ("upstream body: read chunks + SSE + JSON parse",
      ("Upstream.iter_bytes (utils/upstream.py", "iter_data (utils/sse.py", "Provider.parse_data (providers/base.py")),
     ("  of which: json.loads of events", ("loads (json/__init__.py",)),
+    ("/v1 answer: JSON body or SSE chunks (completion_body, jsonify, stream_chunks)",
+     ("completion_body (routes/openai_api.py", "jsonify (flask/json", "stream_chunks (routes/openai_api.py")),
     ("write the answer to the client (gunicorn Response.write)", ("Response.write (gunicorn/http/wsgi.py",)),
     ("request log line (JSON formatting + write)", ("finish.<locals>.write_line (utils/requestlog.py",)),
     ("metrics + router bookkeeping", ("Metrics.record_attempt", "Metrics.count_request", "Router.")),
@@ -73,7 +76,7 @@ def function_of(frame: str) -> str:
 def summarize(collapsed: Path, cpu_us_per_request: float | None = None, top: int = 25) -> str:
     """Own and inclusive sample counts per function and per step of a request, from collapsed stacks."""
     own, inclusive, packages, steps = (collections.Counter() for _ in range(4))
-    total = 0
+    total = partial = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
@@ -84,6 +87,8 @@ def summarize(collapsed: Path, cpu_us_per_request: float | None = None, top: int
         if not frames:
             continue
         total += n
+        if not any(root in frame for frame in frames for root in ("GeventWorker.handle (", "Hub.run (")):
+            partial += n
         own[frames[-1]] += n
         packages[package_of(frames[-1])] += n
         for frame in set(frames):
@@ -98,6 +103,8 @@ def summarize(collapsed: Path, cpu_us_per_request: float | None = None, top: int
 
     lines = [f"{total} samples of CPU (idle waits are not sampled)"
              + (f"; the worker used {cpu_us_per_request:.0f} us of CPU per request" if cpu_us_per_request else ""),
+             f"{partial / total:.0%} of the samples are partial stacks (py-spy could not walk a greenlet's stack to "
+             "its root), so the steps below are lower bounds",
              "", "by step (inclusive; a step's samples include the steps inside it):"]
     lines += [f"  {share(steps[label])}  {label}" for label, _ in STEPS]
     lines += ["", "own time by package:"] + [f"  {share(n)}  {name}" for name, n in packages.most_common(15)]
@@ -134,55 +141,71 @@ def main() -> int:
     parser.add_argument("--py-spy", dest="py_spy")
     parser.add_argument("--redis", action="store_true", help="profile one of two workers with REDIS_URL (db 12)")
     parser.add_argument("--working-tree", action="store_true", help="profile the working tree, not HEAD")
+    parser.add_argument("--source", type=Path, help="profile the gateway files in this folder (an experiment: "
+                        "printed, not kept)")
     args = parser.parse_args()
     py_spy = find_py_spy(args.py_spy)
+    name = f"{time.strftime('%Y-%m-%d')}-{args.scenario}{'-redis' if args.redis else ''}"
     with tempfile.TemporaryDirectory(prefix="gateway-profile-") as tmp:
         work = Path(tmp)
-        source, code = (ROOT, "working tree") if args.working_tree else snapshot(work)
-        port = free_port()
-        fake_url = f"http://127.0.0.1:{port}/v1"
-        fake = fake_upstream(port, work, max_seconds=args.seconds + 120).start()
-        target = our_gateway("ours-redis", fake_url, work, source, workers=2, redis_url=REDIS_DB_URL) if args.redis \
-            else our_gateway("ours", fake_url, work, source)
-        try:
-            fake.wait_ready(f"{fake_url}/models", None, 20)
-            target.server.start().wait_ready(target.chat_url.rsplit("/v1/", 1)[0] + "/health", None, 30)
-            choose_endpoint(target)
-            load(target.chat_url, target.plain_body, 16, 1, target.key)  # warm up
-            worker = max(target.server.pids())  # the master's only child, or its last one with --redis
-            out = PROFILES / f"{time.strftime('%Y-%m-%d')}-{args.scenario}{'-redis' if args.redis else ''}.collapsed"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            spy = subprocess.Popen([py_spy, "record", "--pid", str(worker), "--rate", str(args.rate), "--duration",
-                                    str(args.seconds), "--format", "raw", "--output", str(out), "--nonblocking"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            time.sleep(0.5)
-            cpu_before = worker_cpu_seconds(worker)
-            if args.scenario == "plain":
-                result = load(target.chat_url, target.plain_body, 16, args.seconds - 1, target.key)
-                done = result.requests
-                print(f"load while sampling: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
-            else:
-                done, deadline = 0, time.monotonic() + args.seconds - 1
-                while time.monotonic() < deadline and done < 100_000:  # bounded in time and count
-                    done += streams(target.chat_url, target.stream_body, 100, target.key, deadline=30).completed
-                print(f"streams completed while sampling: {done} (20 chunks each)")
-            # With two workers, each is assumed to have served half of the requests.
-            share = done / 2 if args.redis else done
-            cpu_us = (worker_cpu_seconds(worker) - cpu_before) * 1e6 / share if done else None
-            _, err = spy.communicate(timeout=args.seconds + 60)
-            if spy.returncode != 0:
-                raise SystemExit(f"py-spy failed: {err.strip()}")
-        finally:
-            target.server.stop()
-            fake.stop()
-    text = (f"# Profile: {args.scenario}, {time.strftime('%Y-%m-%d %H:%M')}\n\n{code}, {target.note}; py-spy at "
-            f"{args.rate} Hz for {args.seconds} s on the one worker; stacks in {out.name}.gz (py-spy's collapsed "
-            f"format: `gunzip` it for speedscope or flamegraph.pl)\n\n```\n{summarize(out, cpu_us)}\n```\n")
-    subprocess.run(["gzip", "-f", str(out)], check=True)
-    out.with_suffix(".md").write_text(text)
-    print(text)
-    print(f"written to {out.with_suffix('.md').relative_to(ROOT)}")
+        if args.source:
+            source, code = args.source.resolve(), f"files in {args.source}"
+        else:
+            source, code = (ROOT, "working tree") if args.working_tree else snapshot(work)
+        out = work / f"{name}.collapsed"
+        cpu_us, note = record(args, py_spy, work, source, out)
+        text = (f"# Profile: {args.scenario}{' (Redis, 2 workers)' if args.redis else ''}, "
+                f"{time.strftime('%Y-%m-%d %H:%M')}\n\n{code}, {note}; py-spy at {args.rate} Hz for {args.seconds} s "
+                f"on one worker; stacks in {name}.collapsed.gz (py-spy's collapsed format: `gunzip` it for "
+                f"speedscope or flamegraph.pl)\n\n```\n{summarize(out, cpu_us)}\n```\n")
+        print(text)
+        if not args.source:
+            PROFILES.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["gzip", "-f", str(out)], check=True)
+            shutil.copy(f"{out}.gz", PROFILES / f"{name}.collapsed.gz")
+            (PROFILES / f"{name}.md").write_text(text)
+            print(f"written to {(PROFILES / name).relative_to(ROOT)}.md")
     return 0
+
+
+def record(args, py_spy: str, work: Path, source: Path, out: Path) -> tuple[float | None, str]:
+    """Run the gateway and the load, with py-spy on one worker writing `out`; the worker's CPU
+    microseconds per request (from /proc), and which endpoint was used."""
+    port = free_port()
+    fake_url = f"http://127.0.0.1:{port}/v1"
+    fake = fake_upstream(port, work, max_seconds=args.seconds + 120).start()
+    target = our_gateway("ours-redis", fake_url, work, source, workers=2, redis_url=REDIS_DB_URL) if args.redis \
+        else our_gateway("ours", fake_url, work, source)
+    try:
+        fake.wait_ready(f"{fake_url}/models", None, 20)
+        target.server.start().wait_ready(target.chat_url.rsplit("/v1/", 1)[0] + "/health", None, 30)
+        choose_endpoint(target)
+        load(target.chat_url, target.plain_body, 16, 1, target.key)  # warm up
+        worker = max(target.server.pids())  # the master's only child, or its last one with --redis
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(worker), "--rate", str(args.rate), "--duration",
+                                str(args.seconds), "--format", "raw", "--output", str(out), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(0.5)
+        cpu_before = worker_cpu_seconds(worker)
+        if args.scenario == "plain":
+            result = load(target.chat_url, target.plain_body, 16, args.seconds - 1, target.key)
+            done = result.requests
+            print(f"load while sampling: {result.rps:,.0f} req/s, p50 {result.p50_ms:.2f} ms")
+        else:
+            done, deadline = 0, time.monotonic() + args.seconds - 1
+            while time.monotonic() < deadline and done < 100_000:  # bounded in time and count
+                done += streams(target.chat_url, target.stream_body, 100, target.key, deadline=30).completed
+            print(f"streams completed while sampling: {done} (20 chunks each)")
+        # With two workers, each is assumed to have served half of the requests.
+        share = done / 2 if args.redis else done
+        cpu_us = (worker_cpu_seconds(worker) - cpu_before) * 1e6 / share if done else None
+        _, err = spy.communicate(timeout=args.seconds + 60)
+        if spy.returncode != 0:
+            raise SystemExit(f"py-spy failed: {err.strip()}")
+    finally:
+        target.server.stop()
+        fake.stop()
+    return cpu_us, target.note
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ class TargetResult:
     peak_kb: dict[int, int] = field(default_factory=dict)  # streams -> peak RSS during that run
     processes: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)  # (count, warning/error log line)
-    redis_per_request: dict[str, float] = field(default_factory=dict)  # Redis commands per request at c=1
+    redis_per_request: dict[str, float] = field(default_factory=dict)  # Redis commands per request, by name
 
 
 def machine_facts(peer_python: str | None, code: str) -> dict[str, str]:
@@ -241,7 +241,8 @@ def render(results: dict[str, TargetResult], fake_ceiling: LoadResult | None, fa
             lines.append(f"- {r.label}: " + (f"SKIPPED: {r.skipped}" if r.skipped else f"endpoint {r.note}"))
             if r.redis_per_request:
                 per = sorted(r.redis_per_request.items(), key=lambda item: -item[1])
-                lines.append(f"  - Redis commands per request at c=1: {sum(r.redis_per_request.values()):.1f} ("
+                lines.append(f"  - Redis commands per request (MONITOR, one request at a time): "
+                             f"{sum(r.redis_per_request.values()):.1f} ("
                              + ", ".join(f"{name} {n:.2f}" for name, n in per if n >= 0.01) + ")")
             lines += [f"  - log, {count} x: `{line}`" for count, line in r.problems]
     if fake_ceiling:

@@ -28,7 +28,7 @@ LITELLM_CONFIG = """model_list:
 """
 
 
-def openai_body(content: str, stream: bool, model: str = "groq") -> dict:
+def openai_body(content: str, stream: bool, model: str) -> dict:
     return {"model": model, "messages": [{"role": "user", "content": content}], "stream": stream}
 
 
@@ -64,7 +64,7 @@ def snapshot(work: Path, commit: str = "HEAD") -> tuple[Path, str]:
 
 
 def our_gateway(name: str, fake_url: str, work: Path, source: Path, workers: int = 1,
-                redis_url: str | None = None) -> Target:
+                redis_url: str | None = None, model: str = "groq") -> Target:
     """Our gateway under gunicorn from `source`, Groq pointed at the fake, auth by master key, limits off."""
     port = free_port()
     env = {**os.environ, **{setting: "" for setting in gateway_settings()},
@@ -75,8 +75,8 @@ def our_gateway(name: str, fake_url: str, work: Path, source: Path, workers: int
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--bind", f"127.0.0.1:{port}"]
     server = Server(name, command, env, source, work / f"{name}.log")
     base = f"http://127.0.0.1:{port}"
-    return Target(name, server, f"{base}/v1/chat/completions", openai_body("hi", False),
-                  openai_body(STREAM_SHAPE, True), openai_body("hi", False, "bench"),
+    return Target(name, server, f"{base}/v1/chat/completions", openai_body("hi", False, model),
+                  openai_body(STREAM_SHAPE, True, model), openai_body("hi", False, "bench"),
                   openai_body(STREAM_SHAPE, True, "bench"))
 
 
@@ -85,7 +85,7 @@ def choose_endpoint(target: Target) -> None:
     upstream call is a stream too, and the direct baseline asks the fake for one)."""
     status, answer = http(target.chat_url, target.plain_body, target.key, timeout=10)
     if status == 200:
-        target.note = "/v1/chat/completions"
+        target.note = f"/v1/chat/completions, model {target.plain_body['model']}"
         return
     base = target.chat_url.rsplit("/v1/", 1)[0]
     target.chat_url = f"{base}/chat"
@@ -106,8 +106,8 @@ def peer_gateway(name: str, command_template: str, fake_url: str, work: Path, pa
     env.update(LITELLM_MASTER_KEY=KEY, LITELLM_LOCAL_MODEL_COST_MAP="True", LITELLM_MODE="PRODUCTION",
                LITELLM_LOG="ERROR")
     server = Server(name, command, env, work, work / f"{name}.log")
-    return Target(name, server, f"http://127.0.0.1:{port}{path}", openai_body("hi", False),
-                  openai_body(STREAM_SHAPE, True), openai_body("hi", False, "bench"),
+    return Target(name, server, f"http://127.0.0.1:{port}{path}", openai_body("hi", False, "groq"),
+                  openai_body(STREAM_SHAPE, True, "groq"), openai_body("hi", False, "bench"),
                   openai_body(STREAM_SHAPE, True, "bench"), note=path)
 
 

@@ -138,6 +138,9 @@ class Bench:
         require_wrk()
         started = datetime.now(timezone.utc)
         mode = "full" if self.args.full else "quick"
+        peer_python = str(LITELLM_VENV / "bin" / "python") if PEER in self.args.only and "litellm" in \
+            self.args.peer_cmd else None
+        facts = report.machine_facts(peer_python, self.code)  # before the run: the load average is the idle one
         fake_port = free_port()
         fake_url = f"http://127.0.0.1:{fake_port}/v1"
         # The fake stops by itself well after any run could end.
@@ -159,10 +162,7 @@ class Bench:
                 results[key] = self.run_target(target, fake_url, label)
         finally:
             fake.stop()
-        peer_python = str(LITELLM_VENV / "bin" / "python") if PEER in results and "litellm" in \
-            self.args.peer_cmd else None
-        text = report.render(results, ceiling, report.machine_facts(peer_python, self.code), mode,
-                             started.strftime("%Y-%m-%d %H:%M UTC"))
+        text = report.render(results, ceiling, facts, mode, started.strftime("%Y-%m-%d %H:%M UTC"))
         print()
         print(text)
         if not self.args.no_write:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -109,12 +110,15 @@ class Server:
             if isinstance(record, dict):
                 if record.get("level") not in ("warning", "error", "critical"):
                     continue
-                details = {k: v for k, v in record.items() if k in ("reason", "service", "status", "outcome", "error")}
-                key = f"{record.get('level')}: {record.get('message')} {json.dumps(details)[:160]}"
-            elif any(word in line for word in ("Error", "ERROR", "Traceback", "WARNING", "Exception")):
-                key = line.strip()[:200]
+                details = {k: v for k, v in record.items() if k in ("reason", "service", "status", "outcome")}
+                if isinstance(record.get("error"), str):  # a traceback: its last line names the exception
+                    details["error"] = record["error"].strip().splitlines()[-1][:200]
+                key = f"{record.get('level')}: {record.get('message')} {json.dumps(details)[:240]}"
+            elif line[:1] not in (" ", "\t") and any(word in line for word in ("Error:", "Exception:", "WARNING")):
+                key = line.strip()[:240]  # an exception's last line (tracebacks' other lines are indented)
             else:
                 continue
+            key = re.sub(r"\d+(\.\d+)?", "N", key)  # one line for messages that differ only in numbers
             counts[key] = counts.get(key, 0) + 1
         return sorted(((n, k) for k, n in counts.items()), reverse=True)[:top]
 

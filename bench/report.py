@@ -36,13 +36,16 @@ def machine_facts(peer_python: str | None, code: str) -> dict[str, str]:
     mem_kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
                       if line.startswith("MemTotal")))
     commit = _run(["git", "rev-parse", "--short", "HEAD"])
+    measured = code.split()[1] if code.startswith("commit ") else "HEAD"
+    gateway_commit = _run(["git", "log", "-1", "--format=%h", measured, "--", ".", ":(exclude)bench"])
     dirty = [line for line in _run(["git", "status", "--porcelain", "--untracked-files=no"]).splitlines()
              if not line[3:].startswith("bench/")]
     facts = {
         "CPU": f"{cpu}, {os.cpu_count()} cores",
         "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
         "Python": sys.version.split()[0],
-        "gateway measured": code if code != "working tree" else
+        "gateway measured": f"{code} (gateway files last changed in {gateway_commit})" if code.startswith("commit")
+        else code if code != "working tree" else
         f"working tree of {commit}" + (f" + uncommitted changes in {len(dirty)} files" if dirty else ""),
         "load average at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "packages": ", ".join(f"{name} {_version(name)}" for name in ("flask", "gunicorn", "gevent", "requests")),
@@ -95,7 +98,8 @@ class Table:
         peer = self.results.get(PEER)
         head = ["scenario", "metric", "fake direct"] + [self.results[key].label for key in self.ran]
         if peer and not peer.skipped:
-            head += [f"ours / {peer.label}" + (" (1 worker · 2 workers)" if OURS_REDIS in self.ran else "")]
+            ours = " · ".join(self.results[key].label for key in (OURS, OURS_REDIS) if key in self.ran)
+            head += [f"ratio to {peer.label} ({ours})"]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
         return "\n".join(lines)
@@ -229,7 +233,10 @@ def render(results: dict[str, TargetResult], fake_ceiling: LoadResult | None, fa
            mode: str, started: str) -> str:
     lines = [f"# Benchmark, {started} ({mode})", "", Table(results, fake_ceiling).render(), "",
              "Added = through the gateway minus the fake upstream directly, each pair measured back to back in "
-             "this run. TTFB = time from sending the request to the first byte of the answer's body.", "",
+             "this run. TTFB = time from sending the request to the first byte of the answer's body. "
+             "N streams: all N connect, then all send at the same moment, so their TTFB includes waiting for the "
+             "N - 1 others to be started by the gateway's worker(s); 1 stream at a time has nothing queued. "
+             "Ratios: our figure divided by the peer's (for latencies, the added parts).", "",
              "## Targets", ""]
     for name, passed, value in targets(results):
         verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")

@@ -18,6 +18,7 @@ PROVIDER_CLASSES: tuple[type[Provider], ...] = (
 def build_providers(settings: Settings) -> tuple[Provider, ...]:
     """Every provider, configured or not, each with its own pooled HTTP client."""
     return tuple(
-        cls(settings.provider(cls.id), Upstream(settings.connect_timeout, settings.first_token_timeout, settings.idle_timeout))
+        cls(settings.provider(cls.id), Upstream(settings.connect_timeout, settings.first_token_timeout,
+                                                settings.idle_timeout, base_url=settings.provider(cls.id).base_url))
         for cls in PROVIDER_CLASSES
     )

@@ -192,3 +192,13 @@ def test_postgres_going_away_gives_a_clear_503(start_gateway, postgres_url):
         assert response.json()["error"] == "The key database is unavailable; try again shortly"
         db.execute(sa.text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
+
+
+@needs_redis
+def test_redis_metrics_accept_whole_and_fractional_durations_in_any_order(redis_db):
+    from utils.metrics import Metrics
+    from utils.state import RedisStore
+    metrics = Metrics(["Groq"], RedisStore(redis_db, fail_open=False))
+    for duration in (28.0, 12.5, 30.0):
+        metrics.record_attempt("Groq", ok=True, duration_ms=duration, ttft_ms=duration)
+    assert metrics.snapshot()["services"]["Groq"]["avgDuration"] == round(70.5 / 3, 2)

@@ -39,10 +39,10 @@ class Metrics:
             "requests": 1, "errors": int(not ok), "failovers": int(failed_over),
             "timeouts": int(failure == "timeout"), "midstreamFailures": int(failure == "midstream"),
             "promptTokens": prompt_tokens, "completionTokens": completion_tokens,
-            "durationMs": round(duration_ms, 3), f"latency:{bucket(duration_ms / 1000)}": 1,
+            "durationMs": float(round(duration_ms, 3)), f"latency:{bucket(duration_ms / 1000)}": 1,
         }
         if ttft_ms is not None:
-            amounts.update({"ttftMs": round(ttft_ms, 3), "ttftCount": 1, f"ttft:{bucket(ttft_ms / 1000)}": 1})
+            amounts.update({"ttftMs": float(round(ttft_ms, 3)), "ttftCount": 1, f"ttft:{bucket(ttft_ms / 1000)}": 1})
         self.store.add(f"metrics:{service}", amounts, {"lastUsed": time.time()})
 
     def raw(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:

@@ -71,8 +71,12 @@ class RedisStore:
         import redis  # only deployments with REDIS_URL need the package loaded
 
         self._errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-        self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2,
-                                           health_check_interval=30, decode_responses=True)
+        # A bounded pool: thousands of concurrent streams wait briefly for one of a few connections
+        # instead of each opening its own (which floods Redis and times out under load).
+        pool = redis.BlockingConnectionPool.from_url(url, max_connections=32, timeout=5, socket_timeout=2,
+                                                     socket_connect_timeout=2, health_check_interval=30,
+                                                     decode_responses=True)
+        self._redis = redis.Redis(connection_pool=pool)
         self._advance = self._redis.register_script(_ADVANCE)
         self._prefix = prefix
         self._fail_open = fail_open
@@ -83,8 +87,10 @@ class RedisStore:
         def run():
             pipe = self._redis.pipeline(transaction=False)
             for name, amount in amounts.items():
-                if float(amount).is_integer():
-                    pipe.hincrby(self._prefix + key, name, int(amount))
+                # The type, not the value, picks the command: a float field once written with
+                # HINCRBYFLOAT no longer accepts HINCRBY, even for a whole number.
+                if isinstance(amount, int):
+                    pipe.hincrby(self._prefix + key, name, amount)
                 else:
                     pipe.hincrbyfloat(self._prefix + key, name, amount)
             if values:

@@ -21,12 +21,16 @@ POOL_SIZE = 256
 class Upstream:
     """The HTTP client of one provider. Per-process: each gunicorn worker builds its own."""
 
-    def __init__(self, connect_timeout: float, first_token_timeout: float, idle_timeout: float):
+    def __init__(self, connect_timeout: float, first_token_timeout: float, idle_timeout: float, base_url: str = ""):
         # Until the first event arrives, reads may wait `first_token_timeout`; after it, `idle_timeout`.
         self.timeout = (connect_timeout, first_token_timeout)
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
         self.session = requests.Session()
+        # Proxy settings are read from the environment once, here: with trust_env on, requests would
+        # scan os.environ and ~/.netrc on every call (a sixth of a request's CPU time).
+        self.session.trust_env = False
+        self.session.proxies = requests.utils.get_environ_proxies(base_url) if base_url else {}
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)

@@ -233,12 +233,13 @@ def redis_commands(target: Target, redis_url: str, requests: int = 100) -> dict[
 def main() -> int:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    code = Bench(args, work).main()
-    if args.keep_logs:
-        print(f"servers' logs kept in {work}")
-    else:
-        shutil.rmtree(work, ignore_errors=True)
-    return code
+    try:
+        return Bench(args, work).main()
+    finally:
+        if args.keep_logs:
+            print(f"servers' logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,10 @@ class Bench:
             if target.name == "ours-redis":
                 result.redis_per_request = redis_commands(target, self.args.redis_url)
             self.run_streams(target, direct_url, result)
+        except RuntimeError as exc:  # e.g. the server died under load: keep what was measured, go on
+            alive = target.server.process.poll() is None
+            result.failed = f"{exc}"[:300] + ("" if alive else f"; the server had exited: {target.server.tail()}")
+            self.say(f"{label}: FAILED during the run: {result.failed}")
         finally:
             target.server.stop()
             result.problems = target.server.problems()

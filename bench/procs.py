@@ -127,7 +127,8 @@ class Server:
             text = self.log_path.read_text(errors="replace").strip().splitlines()
         except OSError:
             return ""
-        return " | ".join(text[-lines:])
+        # The request lines say nothing about why a server stopped.
+        return " | ".join([line for line in text if not line.startswith('{"level": "info"')][-lines:])
 
 
 def http(url: str, body: dict | None, key: str | None = None, timeout: float = 5) -> tuple[int, str]:

@@ -20,6 +20,7 @@ OURS, OURS_REDIS, PEER = "ours", "ours-redis", "peer"
 class TargetResult:
     label: str
     skipped: str = ""  # why it did not run
+    failed: str = ""  # why it stopped part way (what was measured before is kept)
     note: str = ""
     load: dict[int, tuple[LoadResult, LoadResult]] = field(default_factory=dict)  # concurrency -> (direct, via)
     streams: dict[int, tuple[StreamResult, StreamResult]] = field(default_factory=dict)
@@ -245,7 +246,8 @@ def render(results: dict[str, TargetResult], fake_ceiling: LoadResult | None, fa
     for key in (OURS, OURS_REDIS, PEER):
         if key in results:
             r = results[key]
-            lines.append(f"- {r.label}: " + (f"SKIPPED: {r.skipped}" if r.skipped else f"endpoint {r.note}"))
+            lines.append(f"- {r.label}: " + (f"SKIPPED: {r.skipped}" if r.skipped else f"endpoint {r.note}")
+                         + (f"; FAILED part way: {r.failed}" if r.failed else ""))
             if r.redis_per_request:
                 per = sorted(r.redis_per_request.items(), key=lambda item: -item[1])
                 lines.append(f"  - Redis commands per request (MONITOR, one request at a time): "

@@ -100,3 +100,30 @@ def test_key_usage_counted_in_memory_is_written_on_a_clean_shutdown(start_gatewa
     [entry] = gateway.admin("GET").json()["keys"]
     assert entry["requestCount"] == 3
     assert entry["promptTokens"] == 30 and entry["completionTokens"] == 15
+
+
+def run_gunicorn(tmp_path, **env):
+    """Start gunicorn expecting it to refuse: its exit code and output."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.gateway import ROOT, SETTINGS, free_port
+    environ = {**os.environ, **{name: "" for name in SETTINGS}, "DATABASE_URL": f"sqlite:///{tmp_path}/k.db", **env}
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app",
+                             "--bind", f"127.0.0.1:{free_port()}"], cwd=ROOT, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stdout + result.stderr
+
+
+def test_a_wrong_setting_stops_start_up_with_one_line_naming_it(tmp_path):
+    code, output = run_gunicorn(tmp_path, RATE_LIMIT_MAX="ten", GROQ_API_KEY="gsk-secret")
+    assert code != 0
+    assert "Configuration error: RATE_LIMIT_MAX must be a whole number, got 'ten'" in output
+    assert "Traceback" not in output and "gsk-secret" not in output
+
+
+def test_several_workers_without_redis_are_refused(tmp_path):
+    code, output = run_gunicorn(tmp_path, WEB_CONCURRENCY="2")
+    assert code != 0
+    assert "Refusing to start 2 workers without REDIS_URL" in output

@@ -8,11 +8,11 @@ from dotenv import load_dotenv
 load_dotenv()  # PORT, WEB_CONCURRENCY and REDIS_URL may come from .env
 
 # Where to listen: every interface, on PORT.
-bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
+bind = f"0.0.0.0:{os.environ.get('PORT') or '3000'}"
 # gevent: thousands of concurrent streams per worker, each a greenlet waiting on its provider.
 worker_class = "gevent"
 # One worker keeps limits, round-robin and metrics exact in process memory; more need REDIS_URL.
-workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+workers = int(os.environ.get("WEB_CONCURRENCY") or 1)
 # Open connections per worker.
 worker_connections = 2000
 # A gevent worker's heartbeat runs in its own greenlet, so a long stream never trips this.

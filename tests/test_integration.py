@@ -109,7 +109,9 @@ def run_gunicorn(tmp_path, **env):
     import sys
 
     from tests.gateway import ROOT, SETTINGS, free_port
-    environ = {**os.environ, **{name: "" for name in SETTINGS}, "DATABASE_URL": f"sqlite:///{tmp_path}/k.db", **env}
+    # gunicorn itself reads WEB_CONCURRENCY and cannot take it empty.
+    environ = {**os.environ, **{name: "" for name in SETTINGS}, "WEB_CONCURRENCY": "1",
+               "DATABASE_URL": f"sqlite:///{tmp_path}/k.db", **env}
     result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app",
                              "--bind", f"127.0.0.1:{free_port()}"], cwd=ROOT, env=environ,
                             capture_output=True, text=True, timeout=60)

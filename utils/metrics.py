@@ -43,7 +43,8 @@ class Metrics:
         }
         if ttft_ms is not None:
             amounts.update({"ttftMs": float(round(ttft_ms, 3)), "ttftCount": 1, f"ttft:{bucket(ttft_ms / 1000)}": 1})
-        self.store.add(f"metrics:{service}", amounts, {"lastUsed": time.time()})
+        # Zeros change nothing: leaving them out spares Redis a third of the commands.
+        self.store.add(f"metrics:{service}", {k: v for k, v in amounts.items() if v}, {"lastUsed": time.time()})
 
     def raw(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         """The stored fields: the totals, and each service's."""

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, current_app, g, request
 
 from providers.base import ChatRequest, Chunk
 from utils.auth import authenticate
+from utils.disconnect import ClientGone
 from utils.errors import ProviderError, ValidationError
 from utils.limits import chat_limit
 from utils.relay import Answer
@@ -58,7 +59,8 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
                                  tokens=chat_request.estimated_tokens)
     else:
         plan = router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens)
-    g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible)
+    g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible,
+                                   client=request.environ.get("gunicorn.socket"))
     return g.answer
 
 
@@ -73,7 +75,7 @@ def stream_text(answer: Answer) -> Iterator[bytes]:
         for chunk in answer:
             if chunk.text:
                 yield chunk.text.encode()
-    except ProviderError:
+    except (ProviderError, ClientGone):
         raise StreamBroken() from None
 
 

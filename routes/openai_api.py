@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from providers.base import Chunk, Provider, Usage
-from routes.chat import answer_headers, authenticate_caller, open_answer
+from routes.chat import StreamBroken, answer_headers, authenticate_caller, open_answer
+from utils.disconnect import ClientGone
 from utils.errors import NotFound, ProviderError, UpstreamFailed
 from utils.limits import chat_limit
 from utils.relay import Answer
@@ -178,6 +179,8 @@ def stream_chunks(answer: Answer, encoder: ChunkEncoder, include_usage: bool) ->
     except ProviderError:
         yield encoder.error(f"{answer.provider.name} failed mid-stream; the answer is incomplete")
         return
+    except ClientGone:
+        raise StreamBroken() from None
     yield encoder.finish(finish_reason(answer.finish_reason))
     if include_usage:
         yield encoder.usage(answer.usage)

@@ -129,3 +129,15 @@ def test_several_workers_without_redis_are_refused(tmp_path):
     code, output = run_gunicorn(tmp_path, WEB_CONCURRENCY="2")
     assert code != 0
     assert "Refusing to start 2 workers without REDIS_URL" in output
+
+
+def test_client_leaving_while_the_provider_stalls_closes_the_upstream_at_once(start_gateway, fake):
+    gateway = start_gateway(providers=["groq"], IDLE_TIMEOUT=60)
+    fake.enqueue("groq", Reply(chunks=["first", " never"], stall_after=1, stall_seconds=30))
+    response = gateway.post_chat(stream=True)
+    assert next(response.iter_content(chunk_size=None)) == b"first"
+    response.close()
+    assert fake.wait_disconnect("groq", timeout=5)
+    assert gateway.post_chat().status_code == 200  # the worker is free and well
+    assert "Traceback" not in gateway.log()
+    assert '"outcome": "client_closed"' in gateway.log()

@@ -7,11 +7,13 @@ relayed records itself when it ends (finished, broken mid-stream, or abandoned b
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from functools import partial
 from collections.abc import Callable, Iterator
 
 from providers.base import ChatRequest, Chunk, Provider, Usage
+from utils.disconnect import watch_client
 from utils.errors import GatewayError, ProviderError, UpstreamFailed
 from utils.keys import KeyStore
 from utils.metrics import Metrics
@@ -24,7 +26,7 @@ class Answer:
     """A provider's answer, its first chunk already received. Iterate it once to relay the chunks."""
 
     def __init__(self, relay: Relay, provider: Provider, chunks: Iterator[Chunk], first: Chunk | None,
-                 attempts: int, started: float, key_hash: str | None):
+                 attempts: int, started: float, key_hash: str | None, client: socket.socket | None = None):
         self.ttft_ms = (time.monotonic() - started) * 1000
         self.relay = relay
         self.provider = provider
@@ -37,8 +39,10 @@ class Answer:
         self._started = started
         self._key_hash = key_hash
         self._error: ProviderError | None = None
+        self._client = client
 
     def __iter__(self) -> Iterator[Chunk]:
+        stop_watching = watch_client(self._client)
         try:
             if self._first is not None:
                 yield self._track(self._first)
@@ -51,6 +55,7 @@ class Answer:
             log.warning("provider failed mid-stream", extra={"service": self.provider.name, "reason": exc.kind})
             raise
         finally:
+            stop_watching()
             self._chunks.close()  # closes the upstream connection
             if self.outcome == "streaming":
                 self.outcome = "client_closed"
@@ -87,6 +92,7 @@ class Relay:
         self.keys = keys
 
     def answer(self, request: ChatRequest, plan: list[Provider], *, key_hash: str | None = None,
+               client: socket.socket | None = None,
                visible: Callable[[Chunk], bool] = lambda chunk: bool(chunk.text or chunk.reasoning)) -> Answer:
         """Try `plan` in order; the first provider to produce a visible chunk (or finish) answers.
         Raises the provider's error when the request itself was refused, else UpstreamFailed."""
@@ -111,7 +117,7 @@ class Relay:
                 raise
             if attempt > 1:
                 self.router.answered_instead(provider)
-            return Answer(self, provider, chunks, first, attempt, started, key_hash)
+            return Answer(self, provider, chunks, first, attempt, started, key_hash, client)
         raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
 
     def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:

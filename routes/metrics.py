@@ -19,4 +19,4 @@ def metrics():
 
 @bp.get("/metrics/prometheus")
 def metrics_prometheus():
-    return Response(prometheus.render(current_app.extensions["metrics"]), mimetype=CONTENT_TYPE_LATEST)
+    return Response(prometheus.render(current_app.extensions["metrics"]), content_type=CONTENT_TYPE_LATEST)

@@ -162,7 +162,7 @@ class ChunkEncoder:
     @staticmethod
     def error(message: str) -> bytes:
         error = {"message": message, "type": "server_error", "param": None, "code": "provider_error"}
-        return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+        return b"data: " + json.dumps({"error": error}, separators=COMPACT).encode() + b"\n\n"
 
 
 def stream_chunks(answer: Answer, encoder: ChunkEncoder, include_usage: bool) -> Iterator[bytes]:

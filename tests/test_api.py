@@ -177,3 +177,21 @@ def test_provider_secrets_never_reach_the_client(client, fake):
     response = client.post("/chat", json=CHAT, headers=auth())
     assert response.status_code == 502
     assert "secret" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions", "/admin/keys"])
+def test_absurdly_nested_json_is_a_400_not_a_500(client, path):
+    body = '{"messages":' + "[" * 5000 + "]" * 5000 + "}"
+    response = client.post(path, data=body, headers={**auth(), "Content-Type": "application/json"})
+    assert response.status_code == 400
+
+
+def test_a_null_body_is_valid_json_but_not_an_object(client):
+    response = client.post("/chat", data="null", headers={**auth(), "Content-Type": "application/json"})
+    assert response.json == {"error": "Request body must be a JSON object", "status": 400}
+
+
+def test_prometheus_exposition_has_one_well_formed_content_type(client):
+    response = client.get("/metrics/prometheus")
+    assert response.headers["Content-Type"].count("charset") == 1
+    assert response.headers["Content-Type"].startswith("text/plain; version=")

@@ -141,3 +141,13 @@ def test_client_leaving_while_the_provider_stalls_closes_the_upstream_at_once(st
     assert gateway.post_chat().status_code == 200  # the worker is free and well
     assert "Traceback" not in gateway.log()
     assert '"outcome": "client_closed"' in gateway.log()
+
+
+def test_remaining_counts_down_per_request_even_when_they_arrive_together(start_gateway, fake):
+    from concurrent.futures import ThreadPoolExecutor
+    gateway = start_gateway(providers=["groq"])
+    fake.set_default("groq", Reply(first_delay=0.3))  # all ten are in flight at once
+    with ThreadPoolExecutor(10) as pool:
+        responses = list(pool.map(lambda _: gateway.post_chat(), range(10)))
+    assert [r.status_code for r in responses] == [200] * 10
+    assert sorted(int(r.headers["X-RateLimit-Remaining"]) for r in responses) == list(range(10))

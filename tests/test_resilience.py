@@ -111,6 +111,8 @@ def test_a_stall_mid_stream_is_cut_and_the_upstream_closed(start_gateway, fake):
     with pytest.raises(requests.exceptions.ChunkedEncodingError):
         gateway.post_chat().content
     assert fake.wait_disconnect("groq", timeout=5)
+    metrics = requests.get(f"{gateway.url}/metrics", timeout=5).json()["services"]["Groq"]
+    assert (metrics["timeouts"], metrics["midstreamFailures"]) == (1, 1)
 
 
 @pytest.mark.parametrize("reply", [Reply(malformed=True), Reply(error_event=stream_error_event("openrouter"))],

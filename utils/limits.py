@@ -1,6 +1,7 @@
 """Per-caller rate limits through Flask-Limiter, with the contract's headers (reset as ISO 8601)."""
 from __future__ import annotations
 
+import functools
 import math
 import time
 
@@ -20,7 +21,19 @@ def caller_key() -> str:
 limiter = Limiter(key_func=caller_key)
 
 # /chat and the OpenAI-compatible routes draw on one budget per caller.
-chat_limit = limiter.shared_limit(lambda: current_app.config["CHAT_RATE_LIMIT"], scope="chat")
+_shared_chat_limit = limiter.shared_limit(lambda: current_app.config["CHAT_RATE_LIMIT"], scope="chat")
+
+
+def chat_limit(view):
+    """Limit a view on the shared chat budget, reading the caller's standing as the request is admitted:
+    by the time a stream's response is built, concurrent requests have moved the window on."""
+    @functools.wraps(view)
+    def admitted(*args, **kwargs):
+        current = limiter.current_limit
+        if current is not None:
+            g.rate_limit = (current.limit.amount, current.remaining, current.reset_at)
+        return view(*args, **kwargs)
+    return _shared_chat_limit(admitted)
 
 
 def init_limits(app: Flask, settings: Settings) -> None:
@@ -41,12 +54,15 @@ def init_limits(app: Flask, settings: Settings) -> None:
 
 def add_rate_limit_headers(response: Response) -> Response:
     current = limiter.current_limit
-    if current is not None:
-        response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
-        response.headers["X-RateLimit-Remaining"] = str(max(0, current.remaining))
-        response.headers["X-RateLimit-Reset"] = iso(current.reset_at)
-        if response.status_code == 429:
-            response.headers["Retry-After"] = str(retry_after_seconds(current.reset_at))
+    if current is None:
+        return response
+    amount, remaining, reset_at = g.get("rate_limit") or (current.limit.amount, current.remaining,
+                                                          current.reset_at)
+    response.headers["X-RateLimit-Limit"] = str(amount)
+    response.headers["X-RateLimit-Remaining"] = str(max(0, remaining))
+    response.headers["X-RateLimit-Reset"] = iso(reset_at)
+    if response.status_code == 429:
+        response.headers["Retry-After"] = str(retry_after_seconds(reset_at))
     return response
 
 

@@ -32,12 +32,13 @@ class Metrics:
         self.store.add("metrics", {"totalRequests": 1})
 
     def record_attempt(self, service: str, *, ok: bool, duration_ms: float, failure: str | None = None,
-                       failed_over: bool = False, ttft_ms: float | None = None, prompt_tokens: int = 0,
-                       completion_tokens: int = 0) -> None:
-        """One call to one provider. `failure` is None, 'timeout', 'midstream' or another error kind."""
+                       midstream: bool = False, failed_over: bool = False, ttft_ms: float | None = None,
+                       prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        """One call to one provider. `failure` is the error's kind ('timeout', 'broken'...) if it failed;
+        `midstream` says it failed after its first chunk had been sent."""
         amounts = {
             "requests": 1, "errors": int(not ok), "failovers": int(failed_over),
-            "timeouts": int(failure == "timeout"), "midstreamFailures": int(failure == "midstream"),
+            "timeouts": int(failure == "timeout"), "midstreamFailures": int(midstream),
             "promptTokens": prompt_tokens, "completionTokens": completion_tokens,
             "durationMs": float(round(duration_ms, 3)), f"latency:{bucket(duration_ms / 1000)}": 1,
         }

@@ -79,7 +79,8 @@ class Answer:
             relay.router.failed(self.provider, self._error)
         relay.metrics.record_attempt(
             self.provider.name, ok=self.outcome != "midstream", duration_ms=(time.monotonic() - self._started) * 1000,
-            failure="midstream" if self.outcome == "midstream" else None, ttft_ms=self.ttft_ms,
+            failure=self._error.kind if self._error else None, midstream=self._error is not None,
+            ttft_ms=self.ttft_ms,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         if self._key_hash:
             relay.keys.record_use(self._key_hash, usage.prompt_tokens, usage.completion_tokens)
@@ -126,5 +127,4 @@ class Relay:
             "failover": failed_over})
         self.router.failed(provider, exc)
         self.metrics.record_attempt(provider.name, ok=False, duration_ms=(time.monotonic() - started) * 1000,
-                                    failure="timeout" if exc.kind == "timeout" else exc.kind,
-                                    failed_over=failed_over)
+                                    failure=exc.kind, failed_over=failed_over)

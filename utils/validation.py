@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import Request
+from werkzeug.exceptions import BadRequest
 
 from providers.base import ChatRequest, Message
 from utils.errors import GatewayError, ValidationError
@@ -22,9 +23,12 @@ def read_json_object(request: Request) -> dict:
     """The body as a JSON object: 415 when it is not declared JSON, 400 when it does not parse."""
     if not request.is_json:
         raise GatewayError("Content-Type must be application/json", status=415)
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("Request body must be valid JSON")
+    try:
+        body = request.get_json()
+    except BadRequest:
+        raise ValidationError("Request body must be valid JSON") from None
+    except RecursionError:  # the json module's answer to thousands of nested brackets
+        raise ValidationError("Request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ValidationError("Request body must be a JSON object")
     return body

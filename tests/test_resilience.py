@@ -175,3 +175,12 @@ def test_repeated_failures_open_the_circuit_then_one_probe_closes_it(start_gatew
     providers = [gateway.post_chat().headers["X-Provider"] for _ in range(2)]
     assert "Groq" in providers
     assert health_state(gateway, "groq")["state"] == "ok"
+
+
+def test_requests_the_provider_rejects_as_invalid_do_not_count_against_its_health(start_gateway, fake):
+    gateway = start_gateway(providers=["groq"], FAILURE_THRESHOLD=2)
+    fake.enqueue("groq", Reply(status=400, body={"error": {"message": "bad temperature",
+                                                           "type": "invalid_request_error"}}, times=3))
+    assert [gateway.post_chat().status_code for _ in range(3)] == [400] * 3
+    assert health_state(gateway, "groq")["state"] == "ok"
+    assert gateway.post_chat().status_code == 200

@@ -159,11 +159,13 @@ class Router:
             self._write(provider, Circuit())
 
     def failed(self, provider: Provider, error: ProviderError) -> None:
+        quota = error.quota
+        self.observe(provider, quota)
+        if not error.retryable:  # the request was at fault, not the provider: its health is unchanged
+            return
         circuit = self._read()[provider.id]
         now = self.clock()
         circuit.reason, circuit.detail = error.kind, ""
-        quota = error.quota
-        self.observe(provider, quota)
         if error.model_gone:
             return self._model_gone(provider, circuit)
         if quota and quota.out_until_restart:  # e.g. credits gone, or the tier has no such model

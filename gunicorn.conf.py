@@ -7,8 +7,10 @@ from dotenv import load_dotenv
 
 load_dotenv()  # PORT, WEB_CONCURRENCY and REDIS_URL may come from .env
 
-# Where to listen: every interface, on PORT.
-bind = f"0.0.0.0:{os.environ.get('PORT') or '3000'}"
+# Where to listen: HOST (every interface by default; 127.0.0.1 behind a local nginx), on PORT.
+_host = os.environ.get("HOST") or "0.0.0.0"
+_port = os.environ.get("PORT") or "3000"
+bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"  # an IPv6 address goes in brackets
 # gevent: thousands of concurrent streams per worker, each a greenlet waiting on its provider.
 worker_class = "gevent"
 # One worker keeps limits, round-robin and metrics exact in process memory; more need REDIS_URL.

@@ -19,6 +19,8 @@ def build_providers(settings: Settings) -> tuple[Provider, ...]:
     """Every provider, configured or not, each with its own pooled HTTP client."""
     return tuple(
         cls(settings.provider(cls.id), Upstream(settings.connect_timeout, settings.first_token_timeout,
-                                                settings.idle_timeout, base_url=settings.provider(cls.id).base_url))
+                                                settings.idle_timeout, base_url=settings.provider(cls.id).base_url,
+                                                max_bytes=settings.max_answer_bytes,
+                                                answer_timeout=settings.answer_timeout))
         for cls in PROVIDER_CLASSES
     )

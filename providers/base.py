@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -12,7 +14,20 @@ from utils import sse
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset, seconds_until
 from utils.settings import ProviderSettings
-from utils.upstream import Upstream
+from utils.upstream import Upstream, read_prefix
+
+log = logging.getLogger("gateway")
+
+# An error answer is read this far (bytes) and for this long (seconds): enough for any real error body.
+MAX_ERROR_BODY = 64 * 1024
+ERROR_BODY_SECONDS = 5.0
+# A model list (OpenRouter's, the longest, is about 1.5 MB) is read this far.
+MAX_MODEL_LIST = 16 * 1024 * 1024
+# What a provider's message may show a client: short, plain, no markup, no credential-like strings.
+PUBLIC_MESSAGE_CHARS = 200
+_MARKUP = re.compile(r"<[a-zA-Z!/][^>]*>")
+_CREDENTIAL = re.compile(r"\b(?:sk|gsk|csk|hf|sk-or-v1|AIza)[-_A-Za-z0-9]{12,}|\bBearer\s+\S+", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,19 +105,34 @@ class Provider:
         """Yield the answer's chunks as they arrive; raise ProviderError on any failure. `observe` hears
         what a successful answer's headers say about the provider's quota (an error carries its own).
 
+        Whatever the provider sends, this yields chunks or raises ProviderError: an answer that is not
+        the documented shape is the provider's failure (`malformed`), never an exception of another kind.
         The upstream response is closed when the generator finishes or is closed, so a client that
         goes away frees the provider's connection."""
         url, headers, body = self.build_stream_request(request)
-        response = self.upstream.post(url, headers=headers, json=body, stream=True)
+        response = self.upstream.post(url, headers=headers, json=body)
         try:
-            if response.status_code >= 400:
-                raise self.error_from_response(response)
+            if response.status_code >= 300:  # 3xx included: a redirect is never followed
+                raise self.client_model_error(request, self.failure(response))
+            if "html" in response.headers.get("content-type", "").lower():
+                raise ProviderError("the provider answered with a web page, not an event stream", kind="malformed",
+                                    upstream_status=response.status_code)
             if observe is not None:
                 observe(self.read_quota(response.status_code, response.headers, None, time.time()))
+            events = 0
             for data in sse.iter_data(self.upstream.iter_bytes(response)):
+                events += 1
                 chunk = self.parse_data(data)
                 if chunk is not None:
                     yield chunk
+            if not events:
+                raise ProviderError("the provider's answer held no events", kind="malformed",
+                                    upstream_status=response.status_code)
+        except ProviderError:
+            raise
+        except Exception as exc:  # a shape no parser foresaw: still only this provider's failure
+            log.error("unreadable provider answer", extra={"service": self.name, "error": type(exc).__name__})
+            raise ProviderError("the provider sent an answer the gateway could not read", kind="malformed") from None
         finally:
             response.close()
 
@@ -111,12 +141,35 @@ class Provider:
         url, headers = self.models_request()
         response = self.upstream.get(url, headers=headers)
         with response:
-            if response.status_code >= 400:
-                raise self.error_from_response(response)
-            try:
-                return self.parse_models(response.json())
-            except (ValueError, TypeError, AttributeError):
-                raise ProviderError("the provider sent a malformed model list", kind="malformed") from None
+            if response.status_code >= 300:
+                raise self.failure(response)
+            data, complete = read_prefix(response, MAX_MODEL_LIST, self.upstream.first_token_timeout)
+        if not complete:
+            raise ProviderError("the provider's model list was too large or cut short", kind="too_large")
+        try:
+            models = self.parse_models(json.loads(data))
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            raise ProviderError("the provider sent a malformed model list", kind="malformed") from None
+        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
+            raise ProviderError("the provider sent a malformed model list", kind="malformed")
+        return models
+
+    def failure(self, response: requests.Response) -> ProviderError:
+        """The error an answer of status >= 300 stands for, its message fit for a client to read."""
+        error = self.error_from_response(response)
+        error.message = public_message(error.message, self.settings.api_key)
+        error.args = (error.message,)
+        return error
+
+    def client_model_error(self, request: ChatRequest, error: ProviderError) -> ProviderError:
+        """A model the client chose that the provider does not offer is the client's mistake: a 404 to
+        that client alone, leaving the provider's health as it was. Only the configured model missing
+        says the operator must act."""
+        if not (error.model_gone and request.model and request.model != self.model):
+            return error
+        return ProviderError(f"The model `{request.model}` does not exist on {self.name}, or this gateway's "
+                             "account has no access to it", upstream_status=error.upstream_status, retryable=False,
+                             kind="model_not_found", status=404, code="model_not_found", param="model")
 
     def parse_data(self, data: str) -> Chunk | None:
         """One SSE data payload -> a chunk, None for nothing to pass on; raises on an error event."""
@@ -124,7 +177,7 @@ class Provider:
             return None
         try:
             event = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
             raise ProviderError("the provider sent a malformed event", kind="malformed") from None
         if not isinstance(event, dict):
             raise ProviderError("the provider sent a malformed event", kind="malformed")
@@ -166,10 +219,26 @@ def error_message(body) -> tuple[str, str | None]:
 
 
 def read_error_body(response: requests.Response):
+    """An error answer's body, parsed when it is JSON, else its start as text; never more than
+    MAX_ERROR_BODY bytes read, however much the provider sends."""
+    data, _ = read_prefix(response, MAX_ERROR_BODY, ERROR_BODY_SECONDS)
     try:
-        return response.json()
-    except ValueError:
-        return response.text[:200]
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return data[:PUBLIC_MESSAGE_CHARS].decode(errors="replace")
+
+
+def public_message(message: str, *secrets: str | None) -> str:
+    """A provider's error message as a client may see it: the provider key it was sent (a provider can
+    echo it) and anything shaped like a credential redacted, markup and control characters gone, short."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "[redacted]")
+    message = _CREDENTIAL.sub("[redacted]", message)
+    message = _MARKUP.sub(" ", message)
+    message = "".join(ch if ch.isprintable() else " " for ch in message)
+    message = _SPACE.sub(" ", message).strip()
+    return message[:PUBLIC_MESSAGE_CHARS] or "no details"
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

@@ -24,11 +24,14 @@ def master_only():
 def create_key():
     name = read_json_object(request).get("name")
     if not isinstance(name, str) or not name.strip():
-        raise ValidationError("name must be a non-empty string")
+        raise ValidationError("name must be a non-empty string", param="name")
     if len(name) > MAX_NAME:
-        raise ValidationError(f"name must be at most {MAX_NAME} characters")
+        raise ValidationError(f"name must be at most {MAX_NAME} characters", param="name")
+    if not name.isprintable():  # a NUL byte is refused by PostgreSQL; control characters garble logs and pages
+        raise ValidationError("name must not contain control characters", param="name")
     key = current_app.extensions["keys"].create(name.strip())
-    return jsonify({"success": True, "apiKey": key})
+    # The key is shown this once: no cache along the way may keep a copy.
+    return jsonify({"success": True, "apiKey": key}), {"Cache-Control": "no-store"}
 
 
 @bp.get("/keys")

@@ -1,10 +1,19 @@
 """GET /metrics (JSON, the seed's shape) and GET /metrics/prometheus (text exposition)."""
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from utils import prometheus
+from utils.auth import require_master
 
 bp = Blueprint("metrics", __name__)
+
+
+@bp.before_request
+def master_only_if_asked():
+    """Public by default (they hold no secrets); METRICS_REQUIRE_KEY=true closes them to all but the master key."""
+    settings = current_app.extensions["settings"]
+    if settings.metrics_require_key and request.method != "OPTIONS":
+        require_master(request, settings)
 
 
 @bp.get("/metrics")

@@ -54,15 +54,23 @@ def chat_completions():
 
 @bp.get("/models")
 def list_models():
-    router = current_app.extensions["router"]
-    offered = [(AUTO, OWNER)] + [(f"{p.id}/{p.model}", p.id) for p in router.configured]
-    return jsonify({"object": "list", "data": [model_card(model_id, owner) for model_id, owner in offered]})
+    return jsonify({"object": "list", "data": [model_card(model_id, owner) for model_id, owner in offered()]})
 
 
 @bp.get("/models/<path:model_id>")
 def get_model(model_id: str):
-    provider, _ = resolve_model(model_id)
-    return jsonify(model_card(model_id, provider.id if provider else OWNER))
+    """One of the models the list offers; any other id is 404, as OpenAI answers it."""
+    owner = dict(offered()).get(model_id)
+    if owner is None:
+        raise NotFound(f"The model `{model_id[:200]}` does not exist on this gateway. GET /v1/models lists the "
+                       "models it offers.", param="model", code="model_not_found")
+    return jsonify(model_card(model_id, owner))
+
+
+def offered() -> list[tuple[str, str]]:
+    """(model id, owner) of every model this gateway offers: `auto`, then each configured provider's."""
+    router = current_app.extensions["router"]
+    return [(AUTO, OWNER)] + [(f"{p.id}/{p.model}", p.id) for p in router.configured]
 
 
 def model_card(model_id: str, owner: str) -> dict:

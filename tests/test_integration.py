@@ -80,14 +80,17 @@ def test_eleventh_request_in_a_window_gets_the_seed_429(start_gateway):
 
 def test_metrics_count_what_was_sent(start_gateway, fake):
     gateway = start_gateway(providers=["groq", "cerebras"])
-    fake.enqueue("cerebras", Reply(status=400))
-    assert [gateway.post_chat().status_code for _ in range(3)] == [200, 400, 200]
+    fake.enqueue("cerebras", Reply(status=500), Reply(status=400))
+    # groq; cerebras 500 then groq (the rotation goes on after groq); cerebras refuses the request itself; groq
+    assert [gateway.post_chat().status_code for _ in range(4)] == [200, 200, 400, 200]
     metrics = requests.get(f"{gateway.url}/metrics", timeout=5).json()
-    assert metrics["totalRequests"] == 3
-    assert metrics["services"]["Groq"]["requests"] == 2
+    assert metrics["totalRequests"] == 4
+    assert metrics["services"]["Groq"]["requests"] == 3
     assert metrics["services"]["Groq"]["successRate"] == "100.00%"
+    # The 500 is Cerebras' failure; the 400 was the request's fault, a call but not an error.
+    assert metrics["services"]["Cerebras"]["requests"] == 2
     assert metrics["services"]["Cerebras"]["errors"] == 1
-    assert metrics["services"]["Cerebras"]["successRate"] == "0.00%"
+    assert metrics["services"]["Cerebras"]["successRate"] == "50.00%"
 
 
 def test_key_usage_counted_in_memory_is_written_on_a_clean_shutdown(start_gateway):

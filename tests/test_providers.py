@@ -503,11 +503,12 @@ def test_openrouter_asks_for_usage_accounting():
 def test_a_model_named_on_the_request_replaces_the_configured_one():
     with mocked() as rsps:
         rsps.post(GROQ_STREAM_URL, body=sse("[DONE]"))
-        rsps.post(f"{GEMINI_URL}/models/gemini-2.5-flash:streamGenerateContent?alt=sse", body=b"")
+        rsps.post(f"{GEMINI_URL}/models/gemini-2.5-flash:streamGenerateContent?alt=sse", body=GEMINI_STREAM)
         stream_all(groq(), ChatRequest(messages=HI.messages, model="llama-3.3-70b-versatile"))
         stream_all(gemini_provider(), ChatRequest(messages=HI.messages, model="gemini-2.5-flash"))
-        to_groq, _to_gemini = sent_requests(rsps)
+        to_groq, to_gemini = sent_requests(rsps)
     assert json.loads(to_groq.body)["model"] == "llama-3.3-70b-versatile"
+    assert "/models/gemini-2.5-flash:streamGenerateContent" in to_gemini.url
 
 
 @pytest.mark.parametrize("asked, sent", [(None, 256), (8192, 256), (64, 64)], ids=["unset", "larger", "smaller"])
@@ -516,7 +517,7 @@ def test_the_configured_max_tokens_ceiling_goes_on_the_wire(asked, sent):
     request = ChatRequest(messages=HI.messages, options=options)
     with mocked() as rsps:
         rsps.post(CEREBRAS_STREAM_URL, body=sse("[DONE]"))
-        rsps.post(GEMINI_STREAM_URL, body=b"")
+        rsps.post(GEMINI_STREAM_URL, body=GEMINI_STREAM)
         stream_all(cerebras(max_tokens=256), request)
         stream_all(gemini_provider(max_tokens=256), request)
         to_cerebras, to_gemini = sent_requests(rsps)
@@ -529,7 +530,7 @@ def test_gemini_request_goes_to_stream_generate_content_with_alt_sse_and_the_key
                                     Message("assistant", "hello"), Message("user", "how are you?")),
                           options={"temperature": 1.0, "max_tokens": 1024})
     with mocked() as rsps:
-        rsps.post(GEMINI_STREAM_URL, body=b"")
+        rsps.post(GEMINI_STREAM_URL, body=GEMINI_STREAM)
         stream_all(gemini_provider(), request)
         sent, = sent_requests(rsps)
     assert sent.url == GEMINI_STREAM_URL

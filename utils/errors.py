@@ -80,8 +80,9 @@ class ProviderError(GatewayError):
 
     def __init__(self, message: str, *, upstream_status: int = 0, retryable: bool = True,
                  retry_after: float | None = None, kind: str = "error", model_gone: bool = False,
-                 quota: Quota | None = None):
-        super().__init__(message)
+                 quota: Quota | None = None, status: int | None = None, code: str | None = None,
+                 param: str | None = None):
+        super().__init__(message, code=code, param=param)
         self.upstream_status = upstream_status
         self.retryable = retryable
         self.retry_after = retry_after
@@ -89,6 +90,8 @@ class ProviderError(GatewayError):
         # The configured model does not exist upstream (retired or misspelt): an operator must change it.
         self.model_gone = model_gone
         self.quota = quota
-        if not retryable and 400 <= upstream_status < 500:
+        if status is not None:
+            self.status = status
+        elif not retryable and 400 <= upstream_status < 500:
             # The request itself was refused upstream: the client sees the 4xx.
             self.status = 400

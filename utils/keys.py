@@ -37,6 +37,8 @@ api_keys = sa.Table(
 )
 
 FLUSH_SECONDS = 2.0
+# Length of the `id` the list shows (a hash prefix): revoking by id needs all of it.
+ID_CHARS = 12
 # Any number: PostgreSQL advisory lock that serialises the schema step between instances starting at once.
 SCHEMA_LOCK = 727_001
 
@@ -84,7 +86,10 @@ class KeyStore:
             return db.execute(api_keys.delete().where(api_keys.c.key_hash == key_hash)).rowcount > 0
 
     def find(self, key_id: str) -> str | None:
-        """The hash of the key whose listed `id` (a hash prefix) is `key_id`, if exactly one matches."""
+        """The hash of the key whose listed `id` (a hash prefix) is `key_id`, if exactly one matches. Only
+        the whole id counts: a one-character prefix must not pick a key to revoke."""
+        if len(key_id) != ID_CHARS:
+            return None
         with self._connect() as db:
             rows = db.execute(sa.select(api_keys.c.key_hash).where(
                 api_keys.c.key_hash.startswith(key_id, autoescape=True)).limit(2)).all()
@@ -161,14 +166,17 @@ class KeyStore:
 
     def _flush_forever(self) -> None:
         while not self._stop.wait(FLUSH_SECONDS):
-            self.flush()
+            try:
+                self.flush()
+            except Exception:  # the flusher must outlive any one bad write, or usage is never written again
+                log.exception("key usage flush failed")
 
 
 def _public(row, pending: _Usage | None) -> dict:
     pending = pending or _Usage()
     last_used = max(row["last_used"] or 0, pending.last_used) or None
     return {
-        "id": row["key_hash"][:12],
+        "id": row["key_hash"][:ID_CHARS],
         "key": row["masked"],
         "name": row["name"],
         "createdAt": iso(row["created_at"]),

@@ -122,9 +122,16 @@ class Relay:
         raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
 
     def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:
-        log.warning("provider failed", extra={
-            "service": provider.name, "reason": exc.kind, "upstreamStatus": exc.upstream_status,
-            "failover": failed_over})
+        """Record one failed attempt. A request the provider refused as the client's mistake is not the
+        provider's failure: it counts as a call, not an error, and leaves its health alone."""
+        if exc.retryable:
+            log.warning("provider failed", extra={
+                "service": provider.name, "reason": exc.kind, "upstreamStatus": exc.upstream_status,
+                "failover": failed_over})
+        else:
+            log.info("provider refused the request", extra={
+                "service": provider.name, "reason": exc.kind, "upstreamStatus": exc.upstream_status})
         self.router.failed(provider, exc)
-        self.metrics.record_attempt(provider.name, ok=False, duration_ms=(time.monotonic() - started) * 1000,
-                                    failure=exc.kind, failed_over=failed_over)
+        self.metrics.record_attempt(provider.name, ok=not exc.retryable,
+                                    duration_ms=(time.monotonic() - started) * 1000,
+                                    failure=exc.kind if exc.retryable else None, failed_over=failed_over)

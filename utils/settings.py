@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -78,6 +79,14 @@ class Settings:
     failure_cooldown: float = 30.0
     # Largest request body: 50 messages x 10,000 characters, JSON-escaped, with room to spare.
     max_content_length: int = 4 * 1024 * 1024
+    # Seconds a client gets to send its whole request body: a body trickled a byte at a time is cut.
+    body_timeout: float = 10.0
+    # Bytes one answer may read from its provider, and seconds it may last: a provider that streams
+    # forever is that provider's failure, not a worker's lost memory or time.
+    max_answer_bytes: int = 32 * 1024 * 1024
+    answer_timeout: float = 600.0
+    # true: /metrics and /metrics/prometheus need the master key.
+    metrics_require_key: bool = False
 
     @property
     def rate_limit(self) -> str:
@@ -87,6 +96,21 @@ class Settings:
 
     def provider(self, provider_id: str) -> ProviderSettings:
         return next(p for p in self.providers if p.id == provider_id)
+
+    @property
+    def cors_patterns(self) -> list[str | re.Pattern]:
+        """CORS_ORIGINS for flask-cors, which would read any entry holding `*` as an unanchored regex
+        (`https://*.example.com` would allow `https://xexample.com.evil.net`): `*` alone allows every
+        origin, and in an entry it stands for one or more whole DNS labels, anchored at both ends."""
+        if "*" in self.cors_origins:
+            return ["*"]
+        return [re.compile("^" + re.escape(origin).replace(r"\*", _DNS_LABELS) + "$", re.IGNORECASE)
+                for origin in self.cors_origins]
+
+
+_DNS_LABELS = r"[a-z0-9-]+(?:\.[a-z0-9-]+)*"
+# An origin as browsers send it, `*` standing for a subdomain: scheme://host[:port], nothing more.
+_ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -106,7 +130,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         providers=providers,
         port=env.int("PORT", 3000, low=1, high=65535),
         debug=env.bool("DEBUG", False),
-        cors_origins=env.list("CORS_ORIGINS") or ("*",),
+        cors_origins=env.origins("CORS_ORIGINS"),
         require_auth=env.bool("REQUIRE_AUTH", True),
         master_api_key=env.str("MASTER_API_KEY"),
         public_api_keys=env.list("PUBLIC_API_KEYS"),
@@ -123,6 +147,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         model_check_interval=env.int("MODEL_CHECK_INTERVAL", 3600, low=0),
         failure_threshold=env.int("FAILURE_THRESHOLD", 3, low=1),
         failure_cooldown=env.float("FAILURE_COOLDOWN", 30.0),
+        body_timeout=env.float("BODY_TIMEOUT", 10.0),
+        max_answer_bytes=env.int("MAX_ANSWER_BYTES", 32 * 1024 * 1024, low=1024),
+        answer_timeout=env.float("ANSWER_TIMEOUT", 600.0),
+        metrics_require_key=env.bool("METRICS_REQUIRE_KEY", False),
     )
 
 
@@ -138,6 +166,14 @@ class _Env:
 
     def list(self, name: str) -> tuple[str, ...]:
         return tuple(item.strip() for item in (self.str(name) or "").split(",") if item.strip())
+
+    def origins(self, name: str) -> tuple[str, ...]:
+        origins = self.list(name) or ("*",)
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise SettingsError(f"{name} entries must be * or origins like https://app.example.com or "
+                                    f"https://*.example.com, got {origin!r}")
+        return origins
 
     def bool(self, name: str, default: bool) -> bool:
         value = self.str(name)

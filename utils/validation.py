@@ -2,9 +2,12 @@
 OpenAI-compatible API, the `param` at fault)."""
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 
-from flask import Request
+import gevent
+from flask import Request, request as current_request
 from werkzeug.exceptions import BadRequest
 
 from providers.base import ChatRequest, Message
@@ -17,10 +20,31 @@ CONTRACT_ROLES = {role: role for role in ROLES}
 # /v1 also takes `developer`, OpenAI's newer name for system instructions, which current OpenAI clients send.
 OPENAI_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 MAX_STOP_SEQUENCES = 4  # OpenAI's own limit
+# Model ids a client may name: letters, digits and . _ : / @ + -, at most 200 characters, and no `.` or
+# `..` path segment. They are data: a provider that puts the id in its URL gets it as one escaped segment.
+MODEL_ID = re.compile(r"(?!(?:.*/)?\.{1,2}(?:/|$))[A-Za-z0-9._:/@+-]{1,200}")
+# Lone UTF-16 surrogates: JSON allows them as escapes (`"\ud800"`), but they are not text. Passed on,
+# they fail at a provider (and count against it) or in the database.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class BodyTimeout(GatewayError):
+    status = 408
+    message = "The request body was not received in time"
+
+
+def read_body(seconds: float) -> None:
+    """Read the whole request body within `seconds` (an app-wide `before_request`), so a client that
+    trickles its body a byte at a time is cut with 408 instead of holding a connection forever. Later
+    reads (`get_json`) use the body read here."""
+    if current_request.content_length or current_request.headers.get("Transfer-Encoding"):
+        with gevent.Timeout(seconds, BodyTimeout):
+            current_request.get_data(cache=True)
 
 
 def read_json_object(request: Request) -> dict:
-    """The body as a JSON object: 415 when it is not declared JSON, 400 when it does not parse."""
+    """The body as a JSON object: 415 when it is not declared JSON, 400 when it does not parse or holds
+    a string that is not text (a lone surrogate)."""
     if not request.is_json:
         raise GatewayError("Content-Type must be application/json", status=415)
     try:
@@ -31,7 +55,39 @@ def read_json_object(request: Request) -> dict:
         raise ValidationError("Request body is nested too deeply") from None
     if not isinstance(body, dict):
         raise ValidationError("Request body must be a JSON object")
+    try:
+        json.dumps(body, ensure_ascii=False).encode()  # one pass in C finds any lone surrogate
+    except UnicodeEncodeError:
+        path = _surrogate_path(body)
+        raise ValidationError(f"{path or 'the request body'} holds invalid Unicode (a lone surrogate)",
+                              param=path) from None
     return body
+
+
+def _surrogate_path(value, path: str = "") -> str | None:
+    """Where in a JSON value the first lone surrogate is, as a param path (`messages[0].content`)."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if _SURROGATE.search(key):
+                return path or None
+            found = _surrogate_path(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _surrogate_path(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+def model_id(value: str | None, param: str = "model") -> str | None:
+    if value is not None and not MODEL_ID.fullmatch(value):
+        raise ValidationError(f"{param} must be a model id of letters, digits and . _ : / @ + - (at most 200 "
+                              "characters, no . or .. path segments)", param=param)
+    return value
 
 
 def parse_messages(messages, *, openai: bool = False) -> tuple[Message, ...]:
@@ -95,7 +151,7 @@ def parse_completion_request(body: dict) -> CompletionRequest:
     """OpenAI's request body; unknown fields are ignored as OpenAI-compatible servers do, and null means
     absent. `max_completion_tokens` (OpenAI's newer name) wins over `max_tokens`; both reach providers as
     `max_tokens`."""
-    model = optional(body, "model", str, "a string")
+    model = model_id(optional(body, "model", str, "a string"))
     stream_options = optional(body, "stream_options", dict, "an object") or {}
     max_tokens = positive_int(body, "max_tokens")
     options = {

@@ -147,12 +147,10 @@ class Provider:
         if not complete:
             raise ProviderError("the provider's model list was too large or cut short", kind="too_large")
         try:
-            models = self.parse_models(json.loads(data))
-        except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError):
+            body = json.loads(data)
+        except (ValueError, RecursionError):
             raise ProviderError("the provider sent a malformed model list", kind="malformed") from None
-        if not isinstance(models, list) or not all(isinstance(m, str) for m in models):
-            raise ProviderError("the provider sent a malformed model list", kind="malformed")
-        return models
+        return self.parse_models(body)
 
     def failure(self, response: requests.Response) -> ProviderError:
         """The error an answer of status >= 300 stands for, its message fit for a client to read."""
@@ -202,20 +200,6 @@ class Provider:
 
     def parse_event(self, event: dict) -> Chunk | None:
         raise NotImplementedError
-
-
-def error_message(body) -> tuple[str, str | None]:
-    """The message and code of any provider's error body: {"error": {...}}, {"error": "..."} or a bare
-    {"message": ...} (Cerebras 4xx). Plain text bodies (Groq's Envoy 503) are returned as they are."""
-    if isinstance(body, dict):
-        error = body.get("error", body)
-        if isinstance(error, str):
-            return error, None
-        if isinstance(error, dict):
-            code = error.get("code")
-            return str(error.get("message") or error.get("status") or "unknown error"), (
-                str(code) if code not in (None, "") else None)
-    return str(body or "no details")[:200], None
 
 
 def read_error_body(response: requests.Response):

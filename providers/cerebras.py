@@ -7,9 +7,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import replace
 
-from providers.base import error_message
 from providers.openai_compat import OpenAICompatibleProvider
 from utils.quota import Quota, header_int, parse_reset
+from utils.wire import error_message
 
 # `x-ratelimit-remaining-requests-day`, `x-ratelimit-reset-tokens-minute`, ...: the window is the suffix,
 # resets are float seconds. https://inference-docs.cerebras.ai/support/rate-limits

@@ -11,11 +11,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from providers.base import ChatRequest, Chunk, Provider, Usage, error_message, read_error_body, status_error
+from providers.base import ChatRequest, Chunk, Provider, Usage, read_error_body, status_error
+from utils import wire
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset, seconds_until
 
@@ -53,26 +55,29 @@ def to_upstream(request: ChatRequest, *, max_tokens_cap: int = 0) -> dict:
 
 def parse_response(event: dict) -> Chunk | None:
     """One GenerateContentResponse -> Chunk. `usageMetadata` counts up in every event, so the last one
-    seen is the total; the last event often has empty text plus a `thoughtSignature`, which is fine."""
+    seen is the total; the last event often has empty text plus a `thoughtSignature`, which is fine.
+    Any other shape than the documented one raises ProviderError(kind="malformed")."""
     if event.get("error"):
-        message, _ = error_message(event)
+        message, _ = wire.error_message(event)
         raise ProviderError(f"provider reported an error mid-stream: {message}"[:300], kind="error_event")
-    candidates = event.get("candidates") or [{}]
-    candidate = candidates[0] if isinstance(candidates[0], dict) else {}
-    parts = (candidate.get("content") or {}).get("parts") or []
-    text = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and not p.get("thought"))
-    reasoning = "".join(p.get("text", "") for p in parts if isinstance(p, dict) and p.get("thought"))
+    candidates = wire.seq(event.get("candidates"), "candidates")  # none when the prompt itself is blocked
+    candidate = wire.obj(candidates[0], "candidates[0]") if candidates else {}
+    texts, thoughts = [], []
+    for part in wire.seq(wire.obj(candidate.get("content"), "content").get("parts"), "content.parts"):
+        part = wire.obj(part, "a part")
+        (thoughts if part.get("thought") else texts).append(wire.text(part.get("text"), "a part's text"))
+    text, reasoning = "".join(texts), "".join(thoughts)
+    finish = wire.optional_text(candidate.get("finishReason"), "finishReason")
+    finish_reason = None if finish is None else finish.lower()
     meta = event.get("usageMetadata")
-    finish = candidate.get("finishReason")
-    chunk = Chunk(
-        text=text,
-        reasoning=reasoning,
-        finish_reason=finish.lower() if isinstance(finish, str) else None,
-        usage=Usage(meta.get("promptTokenCount") or 0,
-                    (meta.get("candidatesTokenCount") or 0) + (meta.get("thoughtsTokenCount") or 0))
-        if isinstance(meta, dict) else None,
-    )
-    return chunk if chunk != Chunk() else None
+    if meta is None:
+        return Chunk(text, reasoning, finish_reason) if text or reasoning or finish_reason is not None else None
+    meta = wire.obj(meta, "usageMetadata")
+    completion = (wire.token_count(meta.get("candidatesTokenCount"), "candidatesTokenCount")
+                  + wire.token_count(meta.get("thoughtsTokenCount"), "thoughtsTokenCount"))
+    return Chunk(text, reasoning, finish_reason,
+                 Usage(wire.token_count(meta.get("promptTokenCount"), "promptTokenCount"),
+                       min(completion, wire.MAX_REPORTED_TOKENS)))
 
 
 def retry_delay(body, now: float | None = None) -> float | None:
@@ -86,21 +91,22 @@ def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quo
     (`QuotaFailure`) and when to retry (`RetryInfo`). https://ai.google.dev/gemini-api/docs/rate-limits
 
     A per-day quota refills at midnight Pacific time, whatever `retryDelay` says; `limit: 0` means this
-    tier does not offer the model at all, so no wait helps."""
+    tier does not offer the model at all, so no wait helps. A field of the wrong type is read as absent:
+    it loses a hint, never the error."""
     error = body.get("error") if isinstance(body, dict) else None
     if status != 429 or not isinstance(error, dict):
         return None
-    message = str(error.get("message") or "")
+    message = wire.hint_text(error.get("message"))
     details = _details(body)
-    violations = [v for d in details if str(d.get("@type", "")).endswith("QuotaFailure")
-                  for v in d.get("violations") or [] if isinstance(v, dict)]
-    if _LIMIT_ZERO.search(message) or any(str(v.get("quotaValue")) == "0" for v in violations):
+    violations = [v for d in details if wire.hint_text(d.get("@type")).endswith("QuotaFailure")
+                  for v in _objects(d.get("violations"))]
+    if _LIMIT_ZERO.search(message) or any(_is_zero(v.get("quotaValue")) for v in violations):
         return Quota(out_until_restart=True, reason="model_not_in_tier")
     retry_at = _retry_info_at(details, now)
     if retry_at is None:
         said = _RETRY_IN.search(message)
         retry_at = parse_reset(said.group(1), now) if said else None
-    quota_ids = [str(v.get("quotaId") or "") for v in violations]
+    quota_ids = [wire.hint_text(v.get("quotaId")) for v in violations]
     daily = [quota_id for quota_id in quota_ids if "PerDay" in quota_id]
     binding = daily[0] if daily else quota_ids[0] if quota_ids else ""
     window = "day" if daily else "minute" if "PerMinute" in binding else None
@@ -124,8 +130,17 @@ def next_pacific_midnight(now: float) -> float:
 
 def _details(body) -> list[dict]:
     error = body.get("error") if isinstance(body, dict) else None
-    details = error.get("details") if isinstance(error, dict) else None
-    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else []
+    return _objects(error.get("details")) if isinstance(error, dict) else []
+
+
+def _objects(value) -> list[dict]:
+    """The objects in a list; nothing when it is not a list."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _is_zero(quota_value) -> bool:
+    # An int64 in Google's JSON is a string ("0"); a plain 0 is accepted too, but not `false`.
+    return quota_value == "0" or (type(quota_value) is int and quota_value == 0)
 
 
 def _retry_info_at(details: list[dict], now: float) -> float | None:
@@ -138,7 +153,9 @@ class GeminiProvider(Provider):
     name = "Gemini 3 Flash"
 
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
-        url = f"{self.settings.base_url}/models/{request.model or self.model}:streamGenerateContent?alt=sse"
+        # The model id is one path segment, whoever chose it: `/`, `?` or `..` in it cannot reach another path.
+        model = quote(request.model or self.model, safe="")
+        url = f"{self.settings.base_url}/models/{model}:streamGenerateContent?alt=sse"
         return url, {"x-goog-api-key": self.settings.api_key}, to_upstream(
             request, max_tokens_cap=self.settings.max_tokens)
 
@@ -147,14 +164,20 @@ class GeminiProvider(Provider):
         return f"{self.settings.base_url}/models?pageSize=1000", {"x-goog-api-key": self.settings.api_key}
 
     def parse_models(self, body: dict) -> list[str]:
-        return [model["name"].removeprefix("models/") for model in body["models"]]
+        # No `models`, or a model without a name, is malformed rather than a list lacking the configured
+        # model, which would take the provider out of the rotation.
+        models = wire.obj(body, "the model list").get("models")
+        names = [wire.obj(model, "a model").get("name") for model in wire.seq(models, "the model list's models")]
+        if models is None or not all(isinstance(name, str) for name in names):
+            raise wire.malformed("the model list", "lacks models or a model name")
+        return [name.removeprefix("models/") for name in names]
 
     def parse_event(self, event: dict) -> Chunk | None:
         return parse_response(event)
 
     def error_from_response(self, response: requests.Response) -> ProviderError:
         body = read_error_body(response)
-        message, _ = error_message(body)
+        message, _ = wire.error_message(body)
         # Gemini answers a bad key (INVALID_ARGUMENT) and an unsupported server location
         # (FAILED_PRECONDITION) with 400: both are this deployment's problem, and another provider can answer.
         text = str(body)

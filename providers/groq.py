@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from providers.openai_compat import OpenAICompatibleProvider
+from utils import wire
 from utils.quota import Quota, header_int, parse_reset
 
 # "... on tokens per minute (TPM): Limit 15000, Used 11972, Requested 4351. Please try again in 5.289s."
@@ -33,7 +34,7 @@ def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quo
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     kind = error.get("type") if error.get("type") in ("requests", "tokens") else None
-    message = str(error.get("message") or "")
+    message = wire.hint_text(error.get("message"))
     said = _LIMIT_WINDOW.search(message)
     if said:
         window = "day" if said.group(1) == "day" else "minute"

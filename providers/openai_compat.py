@@ -8,8 +8,8 @@ import time
 
 import requests
 
-from providers.base import ChatRequest, Chunk, Provider, Usage, error_message, parse_retry_after, \
-    read_error_body, status_error
+from providers.base import ChatRequest, Chunk, Provider, Usage, parse_retry_after, read_error_body, status_error
+from utils import wire
 from utils.errors import ProviderError
 
 # OpenAI request options each of these providers accepts as they are.
@@ -33,22 +33,27 @@ def to_upstream(request: ChatRequest, model: str, *, stream: bool, max_tokens_ca
 def parse_chunk(event: dict) -> Chunk | None:
     """One `chat.completion.chunk` -> Chunk. Reasoning arrives as `reasoning` (OpenRouter, Groq, Cerebras)
     or `reasoning_content` (DeepSeek's own field); usage at top level or, on older Groq streams, in
-    `x_groq.usage`. An `error` member is a failure reported inside a 200 stream."""
+    `x_groq.usage`. An `error` member is a failure reported inside a 200 stream. Any other shape than
+    the documented one raises ProviderError(kind="malformed")."""
     if event.get("error"):
-        message, _ = error_message(event)
+        message, _ = wire.error_message(event)
         raise ProviderError(f"provider reported an error mid-stream: {message}"[:300], kind="error_event")
-    choices = event.get("choices") or []
-    choice = choices[0] if choices and isinstance(choices[0], dict) else {}
-    delta = choice.get("delta") or choice.get("message") or {}
-    usage = event.get("usage") or (event.get("x_groq") or {}).get("usage")
-    chunk = Chunk(
-        text=delta.get("content") or "",
-        reasoning=delta.get("reasoning") or delta.get("reasoning_content") or "",
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
-        if isinstance(usage, dict) else None,
-    )
-    return chunk if chunk != Chunk() else None
+    choices = wire.seq(event.get("choices"), "choices")  # [] in OpenRouter's and HF's usage chunk
+    choice = wire.obj(choices[0], "choices[0]") if choices else {}
+    delta = choice.get("delta")
+    delta = wire.obj(choice.get("message") if delta is None else delta, "delta")
+    # An empty usage object says nothing, so Groq's usage inside x_groq is read instead.
+    usage = (wire.obj(event.get("usage"), "usage")
+             or wire.obj(wire.obj(event.get("x_groq"), "x_groq").get("usage"), "x_groq.usage"))
+    text = wire.text(delta.get("content"), "delta.content")
+    reasoning = (wire.text(delta.get("reasoning"), "delta.reasoning")
+                 or wire.text(delta.get("reasoning_content"), "delta.reasoning_content"))
+    finish_reason = wire.optional_text(choice.get("finish_reason"), "finish_reason")
+    if not usage:  # None for a chunk with nothing to pass on, such as the role-only first one
+        return Chunk(text, reasoning, finish_reason) if text or reasoning or finish_reason is not None else None
+    return Chunk(text, reasoning, finish_reason,
+                 Usage(wire.token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
+                       wire.token_count(usage.get("completion_tokens"), "usage.completion_tokens")))
 
 
 class OpenAICompatibleProvider(Provider):
@@ -65,7 +70,13 @@ class OpenAICompatibleProvider(Provider):
         return f"{self.settings.base_url}/models", self.headers()
 
     def parse_models(self, body: dict) -> list[str]:
-        return [model["id"] for model in body["data"]]
+        # No `data`, or a model without an id, is malformed rather than a list lacking the configured
+        # model, which would take the provider out of the rotation.
+        data = wire.obj(body, "the model list").get("data")
+        ids = [wire.obj(model, "a model").get("id") for model in wire.seq(data, "the model list's data")]
+        if data is None or not all(isinstance(model_id, str) for model_id in ids):
+            raise wire.malformed("the model list", "lacks data or a model id")
+        return ids
 
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.settings.api_key}"}
@@ -75,7 +86,7 @@ class OpenAICompatibleProvider(Provider):
 
     def error_from_response(self, response: requests.Response) -> ProviderError:
         body = read_error_body(response)
-        message, code = error_message(body)
+        message, code = wire.error_message(body)
         now = time.time()
         return status_error(response.status_code, message, code=code,
                             retry_after=parse_retry_after(response.headers.get("retry-after"), now),

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from requests.structures import CaseInsensitiveDict
 
 from providers.openai_compat import OpenAICompatibleProvider
+from utils import wire
 from utils.quota import Quota, header_int, parse_reset
 
 # "Rate limit exceeded: free-models-per-day. ..." / "... free-models-per-min ..."
@@ -26,7 +27,7 @@ def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quo
     remaining = header_int(rates, "x-ratelimit-remaining")
     reset = parse_reset(rates.get("x-ratelimit-reset"), now)
     retry_at = parse_reset(headers.get("retry-after"), now)
-    said = _WINDOW.search(str(error.get("message") or ""))
+    said = _WINDOW.search(wire.hint_text(error.get("message")))
     window = {"day": "day", "min": "minute"}[said.group(1).lower()] if said else None
     if status != 429:
         if remaining is None and reset is None and retry_at is None:

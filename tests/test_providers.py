@@ -16,7 +16,7 @@ import responses
 
 from providers import build_providers
 from providers import gemini, openai_compat
-from providers.base import ChatRequest, Chunk, Message, Usage, error_message, parse_retry_after, status_error
+from providers.base import ChatRequest, Chunk, Message, Usage, parse_retry_after, status_error
 from providers.cerebras import CerebrasProvider
 from providers.gemini import GeminiProvider
 from providers.groq import GroqProvider
@@ -24,6 +24,7 @@ from providers.huggingface import HuggingFaceProvider
 from providers.openrouter import OpenRouterProvider
 from utils.errors import ProviderError
 from utils.settings import ProviderSettings, Settings
+from utils.wire import error_message
 from utils.upstream import Upstream
 
 GROQ_KEY = "gsk_test_groq_0123456789"

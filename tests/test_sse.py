@@ -1,7 +1,8 @@
 """utils/sse.py: `data:` payloads out of a byte stream, however the network cuts it."""
 import pytest
 
-from utils.sse import iter_data
+from utils.errors import ProviderError
+from utils.sse import MAX_LINE_BYTES, iter_data
 
 # Three events the way OpenAI-compatible providers frame them, with a keep-alive comment in front.
 OPENROUTER_BODY = (
@@ -121,3 +122,68 @@ def test_empty_chunks_from_the_transport_are_ignored():
 
 def test_no_bytes_at_all_gives_no_payloads():
     assert list(iter_data([])) == []
+
+
+# ----- bounds: an endless or huge line, and bytes that are not UTF-8 -----
+
+def test_a_line_of_exactly_the_limit_is_read_whatever_its_line_end_and_however_it_arrives():
+    value = b"x" * (MAX_LINE_BYTES - len(b"data: "))
+    for line_end in (b"\n", b"\r\n", b""):
+        body = b"data: " + value + line_end
+        assert list(iter_data([body])) == [value.decode()]
+        assert list(iter_data([body[i:i + 4096] for i in range(0, len(body), 4096)])) == [value.decode()]
+
+
+BODY_OVER = b"data: " + b"x" * (MAX_LINE_BYTES - len(b"data: ") + 1) + b"\n"
+
+
+@pytest.mark.parametrize("chunks", [
+    [BODY_OVER],
+    [BODY_OVER[i:i + 4096] for i in range(0, len(BODY_OVER), 4096)],
+    [BODY_OVER[:-2], BODY_OVER[-2:]],
+], ids=["one-read", "4-KiB-reads", "its-last-byte-apart"])
+def test_a_line_one_byte_over_the_limit_is_too_large(chunks):
+    with pytest.raises(ProviderError) as caught:
+        list(iter_data(chunks))
+    assert caught.value.kind == "too_large"
+
+
+def test_a_line_that_never_ends_is_cut_once_it_passes_the_limit():
+    pulled = 0
+
+    def endless():
+        nonlocal pulled
+        yield b'data: {"choices": "'
+        while True:
+            pulled += 1
+            yield b"x" * 65536
+
+    with pytest.raises(ProviderError) as caught:
+        list(iter_data(endless()))
+    assert caught.value.kind == "too_large"
+    assert pulled * 65536 <= MAX_LINE_BYTES + 65536  # stopped within one read of the limit
+
+
+def test_a_long_comment_line_counts_too():
+    with pytest.raises(ProviderError) as caught:
+        list(iter_data([b": " + b"x" * MAX_LINE_BYTES + b"\n"]))
+    assert caught.value.kind == "too_large"
+
+
+def test_lines_before_a_line_too_large_are_yielded_when_they_arrive_first():
+    payloads = iter_data([b"data: one\n", b"data: " + b"x" * MAX_LINE_BYTES])
+    assert next(payloads) == "one"
+    with pytest.raises(ProviderError):
+        next(payloads)
+
+
+@pytest.mark.parametrize("body", [b"data: \xff\n", b"data: caf\xc3\n", b"data: \xed\xa0\x80\n", b"data: caf\xc3"],
+                         ids=["invalid-byte", "cut-sequence", "encoded-surrogate", "cut-at-the-end"])
+def test_a_data_line_that_is_not_utf8_is_malformed(body):
+    with pytest.raises(ProviderError) as caught:
+        list(iter_data([body]))
+    assert caught.value.kind == "malformed"
+
+
+def test_bytes_that_are_not_utf8_outside_data_lines_are_skipped_like_the_rest():
+    assert list(iter_data([b": \xff\xfe keep-alive\nevent: \xc3\ndata: ok\n"])) == ["ok"]

@@ -9,19 +9,59 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from utils.errors import ProviderError
+
+# The longest line accepted, line end not counted. A real event is a few KiB; a line that does not end
+# would otherwise grow in memory until the worker dies.
+MAX_LINE_BYTES = 1024 * 1024
+_LINE_ENDS = (b"\n", b"\r")
+
 
 def iter_data(chunks: Iterable[bytes]) -> Iterator[str]:
-    """Yield the value of every `data:` line, as soon as its line is complete."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
-        lines = pending.splitlines(keepends=True)
-        # The last piece stays pending until its line end arrives.
-        pending = b"" if not lines or lines[-1].endswith((b"\n", b"\r")) else lines.pop()
+    """Yield the value of every `data:` line, as soon as its line is complete. Raises ProviderError:
+    `too_large` for a line over MAX_LINE_BYTES, `malformed` for a data line that is not UTF-8."""
+    for lines in _lines(chunks):
         for line in lines:
             if line.startswith(b"data:"):
                 value = line[5:].rstrip(b"\r\n")
-                yield value[1:].decode() if value.startswith(b" ") else value.decode()
-    if pending.startswith(b"data:"):  # the stream ended without a final line end
-        value = pending[5:]
-        yield value[1:].decode() if value.startswith(b" ") else value.decode()
+                try:
+                    text = value.decode()
+                except UnicodeDecodeError:
+                    raise ProviderError("the provider sent an event that is not UTF-8", kind="malformed") from None
+                yield text[1:] if text.startswith(" ") else text
+
+
+def _lines(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
+    """The complete lines of each chunk, line ends kept, then the stream's last line if it has no end.
+
+    Only new bytes are searched for line ends: an unfinished line waits in a bytearray that grows in
+    place, so a line arriving in many pieces costs time in proportion to its length, not its square."""
+    pending = bytearray()
+    for chunk in chunks:
+        lines = chunk.splitlines(keepends=True)  # bytes split only at \n, \r and \r\n
+        if not lines:
+            continue
+        if len(chunk) > MAX_LINE_BYTES:  # only then can a line inside this one chunk be too long
+            _check(lines)
+        if pending:
+            # The pending line has no line end yet, so this chunk's first line is its continuation.
+            pending += lines[0]
+            if len(pending) > MAX_LINE_BYTES:
+                _check([pending])
+            if not pending.endswith(_LINE_ENDS):
+                continue
+            lines[0] = bytes(pending)
+            pending.clear()
+        if not lines[-1].endswith(_LINE_ENDS):
+            pending += lines.pop()
+        if lines:
+            yield lines
+    if pending:
+        yield [bytes(pending)]
+
+
+def _check(lines: list) -> None:
+    """Raise `too_large` for a line over MAX_LINE_BYTES, its line end not counted."""
+    for line in lines:
+        if len(line) > MAX_LINE_BYTES and len(line.rstrip(b"\r\n")) > MAX_LINE_BYTES:
+            raise ProviderError(f"the provider sent a line longer than {MAX_LINE_BYTES} bytes", kind="too_large")

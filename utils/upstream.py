@@ -76,12 +76,13 @@ class Upstream:
         started = last_yield = time.monotonic()
         deadline = started + self.first_token_timeout
         answer_deadline = started + self.answer_timeout
-        waiting, received = True, 0
+        waiting, received, tail = True, 0, b""
         try:
             for data in _reads(raw):
                 now = time.monotonic()
                 if waiting:
-                    if b"data:" in data:
+                    seen, tail = tail + data, data[-4:]  # `data:` may arrive split over two reads
+                    if b"data:" in seen:
                         waiting = False
                         _set_read_timeout(raw, self.idle_timeout)
                     elif now > deadline:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs LiteLLM's proxy in its own virtual environment, outside the project (default /work/litellm-venv),
-# for the side-by-side comparison. Nothing of it goes into the project or its dependencies.
+# Installs LiteLLM's proxy in its own virtual environment, outside the project (default: the user's cache,
+# ~/.cache/ai-gateway-bench/litellm-venv), for the side-by-side comparison. Nothing of it goes into the
+# project or its dependencies.
 #
 # `pip install 'litellm[proxy]==1.110.2'` fails: the extra pins packages that are not published
 # (`litellm-proxy`, and `.post1` versions of `litellm-proxy-extras` and `litellm-enterprise`). So this
@@ -8,7 +9,7 @@
 # two at their newest published versions.
 set -euo pipefail
 VERSION="${LITELLM_VERSION:-1.110.2}"
-VENV="${1:-${LITELLM_VENV:-/work/litellm-venv}}"
+VENV="${1:-${LITELLM_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/ai-gateway-bench/litellm-venv}}"
 PYTHON="${PYTHON:-python3}"
 
 if [ -x "$VENV/bin/litellm" ]; then

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from bench.procs import free_port
 from bench.streams import streams
-from bench.targets import REDIS_DB_URL, ROOT, choose_endpoint, fake_upstream, our_gateway, snapshot
+from bench.targets import CACHE, REDIS_DB_URL, ROOT, choose_endpoint, fake_upstream, our_gateway, snapshot
 from bench.wrk import load
 
 PROFILES = ROOT / "bench" / "results" / "profiles"
-TOOLS_VENV = Path("/work/tools-venv")
+TOOLS_VENV = CACHE / "tools-venv"
 
 
 def find_py_spy(given: str | None) -> str:

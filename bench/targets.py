@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 KEY = "sk-bench-" + "0123456789abcdef" * 4
 REDIS_DB_URL = "redis://127.0.0.1:6379/12"  # a database of its own: the tests use 7
 STREAM_SHAPE = "bench:chunks=20,interval_ms=10,ttft_ms=0"
-LITELLM_VENV = Path(os.environ.get("LITELLM_VENV", "/work/litellm-venv"))
+# Tools the benchmark installs outside the project live in the user's cache, never in the repository.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ai-gateway-bench"
+LITELLM_VENV = Path(os.environ.get("LITELLM_VENV") or CACHE / "litellm-venv")
 LITELLM_COMMAND = (f"{LITELLM_VENV}/bin/litellm --config {{config}} --host 127.0.0.1 --port {{port}} "
                    "--num_workers 2")
 LITELLM_CONFIG = """model_list:

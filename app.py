@@ -3,24 +3,26 @@ from __future__ import annotations
 
 import atexit
 import sys
+from functools import partial
 
 from dotenv import load_dotenv
 from flask import Flask
 from flask_cors import CORS
 
 from providers import build_providers
-from routes import admin, chat, health, metrics, openai_api
+from routes import admin, chat, health, metrics, openai_api, openapi
 from routes.errors import register_error_handlers
 from utils.keys import KeyStore
 from utils.limits import init_limits
 from utils.logs import configure_logging
 from utils.metrics import Metrics
-from utils.models import ModelWatcher
+from utils.model_watch import ModelWatcher
 from utils.relay import Relay
 from utils.requestlog import init_request_log
 from utils.router import Router
 from utils.settings import Settings, SettingsError, load_settings
 from utils.state import build_store
+from utils.validation import read_body
 
 # Response headers a browser front end may read.
 EXPOSED_HEADERS = ["X-Provider", "X-Attempts", "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
@@ -41,23 +43,33 @@ def create_app(settings: Settings | None = None) -> Flask:
                     probe_seconds=settings.connect_timeout + settings.first_token_timeout)
     metrics_ = Metrics([p.name for p in router.configured], store)
     keys = KeyStore(settings.database_url)
+    watcher = ModelWatcher(router, settings.model_check_interval)
     app.extensions.update(settings=settings, store=store, router=router, metrics=metrics_, keys=keys,
-                          relay=Relay(router, metrics_, keys))
+                          relay=Relay(router, metrics_, keys), model_watcher=watcher)
+    watcher.start()
+    atexit.register(watcher.stop)
     atexit.register(keys.close)  # writes the last key usage on a clean shutdown
-    ModelWatcher(router, settings.model_check_interval).start()
 
-    CORS(app, origins=list(settings.cors_origins), expose_headers=EXPOSED_HEADERS)
+    CORS(app, origins=settings.cors_patterns, expose_headers=EXPOSED_HEADERS)
     init_request_log(app)
-    init_limits(app, settings)
+    app.before_request(partial(read_body, settings.body_timeout))
+    app.after_request(add_security_headers)
     register_error_handlers(app)
-    for module in (chat, openai_api, health, metrics, admin):
+    for module in (chat, openai_api, health, metrics, admin, openapi):
         app.register_blueprint(module.bp)
+    init_limits(app, settings)  # after the blueprints: it limits the views they declare limited
 
     log.info("gateway ready", extra={
         "providers": [p.name for p in router.configured] or "none: /chat answers 503",
         "authEnabled": settings.require_auth, "rateLimitEnabled": settings.rate_limit_enabled,
         "adminEnabled": bool(settings.master_api_key)})
     return app
+
+
+def add_security_headers(response):
+    # Every answer is JSON, an event stream or plain text: no browser may guess it is something else.
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def __getattr__(name: str) -> Flask:

@@ -7,6 +7,8 @@ from dotenv import load_dotenv
 
 load_dotenv()  # PORT, WEB_CONCURRENCY and REDIS_URL may come from .env
 
+# What to serve, so `gunicorn -c gunicorn.conf.py` alone starts the gateway (a name on the command line wins).
+wsgi_app = "app:app"
 # Where to listen: HOST (every interface by default; 127.0.0.1 behind a local nginx), on PORT.
 _host = os.environ.get("HOST") or "0.0.0.0"
 _port = os.environ.get("PORT") or "3000"

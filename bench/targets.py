@@ -121,6 +121,5 @@ def gateway_settings() -> list[str]:
         from tests.gateway import SETTINGS
         return list(SETTINGS)
     except ImportError:
-        from utils.settings import PROVIDER_TABLE
-        return [name for _, prefix, key, _, _ in PROVIDER_TABLE
-                for name in (key, f"{prefix}_BASE_URL", f"{prefix}_MODEL")] + ["REDIS_URL", "DATABASE_URL"]
+        from providers import PROVIDER_CLASSES
+        return [name for cls in PROVIDER_CLASSES for name in cls.setting_names()] + ["REDIS_URL", "DATABASE_URL"]

@@ -1,5 +1,8 @@
-"""The provider registry: every provider class, in round-robin order."""
+"""The provider registry: every provider class, in round-robin order. Everything else (settings,
+.env.example's check, /health, the test fake's configuration) derives from these classes."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from providers.base import Provider
 from providers.cerebras import CerebrasProvider
@@ -7,8 +10,10 @@ from providers.gemini import GeminiProvider
 from providers.groq import GroqProvider
 from providers.huggingface import HuggingFaceProvider
 from providers.openrouter import OpenRouterProvider
-from utils.settings import Settings
 from utils.upstream import Upstream
+
+if TYPE_CHECKING:  # settings read this registry, so the registry cannot import settings at run time
+    from utils.settings import Settings
 
 PROVIDER_CLASSES: tuple[type[Provider], ...] = (
     GroqProvider, CerebrasProvider, OpenRouterProvider, GeminiProvider, HuggingFaceProvider,

@@ -13,7 +13,6 @@ import requests
 from utils import sse
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset, seconds_until
-from utils.settings import ProviderSettings
 from utils.upstream import Upstream, read_prefix
 
 log = logging.getLogger("gateway")
@@ -28,6 +27,21 @@ PUBLIC_MESSAGE_CHARS = 200
 _MARKUP = re.compile(r"<[a-zA-Z!/][^>]*>")
 _CREDENTIAL = re.compile(r"\b(?:sk|gsk|csk|hf|sk-or-v1|AIza)[-_A-Za-z0-9]{12,}|\bBearer\s+\S+", re.IGNORECASE)
 _SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """One provider's settings as load_settings read them: its key, base URL, model and max_tokens cap."""
+    id: str
+    api_key: str | None
+    base_url: str
+    model: str
+    # Cap on max_tokens sent upstream when the client asks for none or more (0 = no cap).
+    max_tokens: int = 0
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.api_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +98,29 @@ def status_error(status: int, message: str, *, retry_after: float | None = None,
 
 
 class Provider:
-    """Base of all providers. Subclasses say how to build the request and read the stream."""
+    """Base of all providers. Subclasses carry their facts as class attributes (the registry in
+    providers/__init__.py lists the classes; settings, /health and the tests all read them there) and
+    say how to build the request and read the stream."""
 
     id: str = ""  # lowercase id used in settings, requests and /health
     name: str = ""  # display name, as `X-Provider` and /metrics show it
+    env_prefix: str = ""  # its settings are <env_prefix>_BASE_URL, _MODEL and _MAX_TOKENS
+    key_setting: str = ""  # the setting that holds its API key
+    default_base_url: str = ""  # everything before the API's own path
+    default_model: str = ""
 
     def __init__(self, settings: ProviderSettings, upstream: Upstream):
         self.settings = settings
         self.upstream = upstream
+
+    @classmethod
+    def setting_names(cls) -> tuple[str, ...]:
+        prefix = cls.env_prefix
+        return cls.key_setting, f"{prefix}_BASE_URL", f"{prefix}_MODEL", f"{prefix}_MAX_TOKENS"
+
+    @classmethod
+    def default_settings(cls) -> ProviderSettings:
+        return ProviderSettings(cls.id, None, cls.default_base_url, cls.default_model)
 
     @property
     def model(self) -> str:

@@ -77,6 +77,9 @@ def _fields(budgets: dict, kind: str) -> dict:
 class CerebrasProvider(OpenAICompatibleProvider):
     id = "cerebras"
     name = "Cerebras"
+    env_prefix, key_setting = "CEREBRAS", "CEREBRAS_API_KEY"
+    default_base_url = "https://api.cerebras.ai/v1"
+    default_model = "zai-glm-4.7"
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)

@@ -151,6 +151,9 @@ def _retry_info_at(details: list[dict], now: float) -> float | None:
 class GeminiProvider(Provider):
     id = "gemini"
     name = "Gemini 3 Flash"
+    env_prefix, key_setting = "GEMINI", "GEMINI_API_KEY"
+    default_base_url = "https://generativelanguage.googleapis.com/v1beta"
+    default_model = "gemini-3-flash-preview"
 
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
         # The model id is one path segment, whoever chose it: `/`, `?` or `..` in it cannot reach another path.

@@ -51,6 +51,9 @@ def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quo
 class GroqProvider(OpenAICompatibleProvider):
     id = "groq"
     name = "Groq"
+    env_prefix, key_setting = "GROQ", "GROQ_API_KEY"
+    default_base_url = "https://api.groq.com/openai/v1"
+    default_model = "moonshotai/kimi-k2-instruct-0905"
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)

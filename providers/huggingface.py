@@ -22,6 +22,9 @@ def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quo
 class HuggingFaceProvider(OpenAICompatibleProvider):
     id = "huggingface"
     name = "Hugging Face Llama 3.1 8B"
+    env_prefix, key_setting = "HF", "HF_TOKEN"
+    default_base_url = "https://router.huggingface.co/v1"
+    default_model = "meta-llama/Llama-3.1-8B-Instruct"
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)

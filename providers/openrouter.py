@@ -42,6 +42,9 @@ def read_quota(status: int, headers: Mapping[str, str], body, now: float) -> Quo
 class OpenRouterProvider(OpenAICompatibleProvider):
     id = "openrouter"
     name = "OpenRouter (DeepSeek)"
+    env_prefix, key_setting = "OPENROUTER", "OPENROUTER_API_KEY"
+    default_base_url = "https://openrouter.ai/api/v1"
+    default_model = "deepseek/deepseek-r1-0528:free"
     # Usage accounting in the stream's last chunk: https://openrouter.ai/docs/use-cases/usage-accounting
     extra_body = {"usage": {"include": True}}
 

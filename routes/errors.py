@@ -10,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from utils.clock import iso
 from utils.errors import GatewayError
-from utils.limits import limiter
+from utils.limits import current_limit
 
 log = logging.getLogger("gateway")
 
@@ -61,7 +61,7 @@ def handle_gateway_error(error: GatewayError):
 
 
 def handle_rate_limit(error: RateLimitExceeded):
-    current = limiter.current_limit
+    current = current_limit()
     extra = {"resetAt": iso(current.reset_at)} if current else {}
     return error_response(429, "Rate limit exceeded", **extra)
 

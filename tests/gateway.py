@@ -11,14 +11,13 @@ from pathlib import Path
 
 import requests
 
-from utils.settings import PROVIDER_TABLE
+from providers import PROVIDER_CLASSES
 
 ROOT = Path(__file__).resolve().parent.parent
-PROVIDER_IDS = [row[0] for row in PROVIDER_TABLE]
+PROVIDER_IDS = [cls.id for cls in PROVIDER_CLASSES]
 # Every setting the gateway reads, so a developer's .env cannot leak into a test run
 # (python-dotenv never overrides a variable that is already set, even to "").
-SETTINGS = [name for _, prefix, key, _, _ in PROVIDER_TABLE
-            for name in (key, f"{prefix}_BASE_URL", f"{prefix}_MODEL", f"{prefix}_MAX_TOKENS")] + [
+SETTINGS = [name for cls in PROVIDER_CLASSES for name in cls.setting_names()] + [
     "PORT", "DEBUG", "CORS_ORIGINS", "REQUIRE_AUTH", "MASTER_API_KEY", "PUBLIC_API_KEYS", "RATE_LIMIT_ENABLED",
     "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_MS", "DATABASE_URL", "REDIS_URL", "CONNECT_TIMEOUT",
     "FIRST_TOKEN_TIMEOUT", "IDLE_TIMEOUT", "MAX_ATTEMPTS", "FAILURE_THRESHOLD", "FAILURE_COOLDOWN",
@@ -51,10 +50,10 @@ def free_port() -> int:
 def fake_env(fake, providers=PROVIDER_IDS) -> dict:
     """Settings pointing the chosen providers at the fake provider server."""
     env = {}
-    for pid, prefix, key, _, _ in PROVIDER_TABLE:
-        if pid in providers:
-            env[key] = f"{pid}-secret-key"
-            env[f"{prefix}_BASE_URL"] = fake.base_url(pid)
+    for cls in PROVIDER_CLASSES:
+        if cls.id in providers:
+            env[cls.key_setting] = f"{cls.id}-secret-key"
+            env[f"{cls.env_prefix}_BASE_URL"] = fake.base_url(cls.id)
     return env
 
 

@@ -3,7 +3,6 @@ import pytest
 
 from app import create_app
 from tests.fakeprovider import Reply
-from utils.limits import limiter
 from utils.settings import ProviderSettings, Settings, default_providers
 
 MASTER = "master-key"
@@ -23,7 +22,6 @@ def fake_settings(fake, tmp_path, providers=("groq", "gemini"), **overrides) -> 
 def make_client(fake, tmp_path):
     def make(**overrides):
         app = create_app(fake_settings(fake, tmp_path, **overrides))
-        limiter.reset()
         return app.test_client()
     return make
 

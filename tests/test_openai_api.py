@@ -12,12 +12,10 @@ from app import create_app
 from tests.fakeprovider import Reply, stream_error_event
 from tests.gateway import MASTER_KEY, PROVIDER_IDS
 from tests.test_api import MASTER, fake_settings
-from utils.limits import limiter
-from utils.settings import PROVIDER_TABLE
+from providers import PROVIDER_CLASSES
 
-MODELS = {pid: model for pid, _, _, _, model in PROVIDER_TABLE}
-NAMES = {"groq": "Groq", "cerebras": "Cerebras", "openrouter": "OpenRouter (DeepSeek)", "gemini": "Gemini 3 Flash",
-         "huggingface": "Hugging Face Llama 3.1 8B"}
+MODELS = {cls.id: cls.default_model for cls in PROVIDER_CLASSES}
+NAMES = {cls.id: cls.name for cls in PROVIDER_CLASSES}
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -299,7 +297,6 @@ def test_a_failure_mid_answer_without_streaming_is_a_502(start_gateway, fake):
 def app_client(fake, tmp_path):
     def make(**overrides):
         app = create_app(fake_settings(fake, tmp_path, **overrides))
-        limiter.reset()
         return app.test_client()
     return make
 

@@ -1,4 +1,7 @@
-"""Per-caller rate limits through Flask-Limiter, with the contract's headers (reset as ISO 8601)."""
+"""Per-caller rate limits through Flask-Limiter, with the contract's headers (reset as ISO 8601).
+
+The limiter belongs to the app (`app.extensions["rate_limiter"]`), built by the factory: views only
+declare that they draw on the chat budget (`chat_limit`), and `init_limits` applies it."""
 from __future__ import annotations
 
 import functools
@@ -6,10 +9,12 @@ import math
 import time
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RequestLimit
 
 from utils.clock import iso
 from utils.settings import Settings
+
+EXTENSION = "rate_limiter"  # Flask-Limiter keeps its own "limiter" entry (a set of instances)
 
 
 def caller_key() -> str:
@@ -18,27 +23,19 @@ def caller_key() -> str:
     return caller.id if caller else f"ip:{request.remote_addr}"
 
 
-limiter = Limiter(key_func=caller_key)
-
-# /chat and the OpenAI-compatible routes draw on one budget per caller.
-_shared_chat_limit = limiter.shared_limit(lambda: current_app.config["CHAT_RATE_LIMIT"], scope="chat")
-
-
 def chat_limit(view):
-    """Limit a view on the shared chat budget, reading the caller's standing as the request is admitted:
-    by the time a stream's response is built, concurrent requests have moved the window on."""
-    @functools.wraps(view)
-    def admitted(*args, **kwargs):
-        current = limiter.current_limit
-        if current is not None:
-            g.rate_limit = (current.limit.amount, current.remaining, current.reset_at)
-        return view(*args, **kwargs)
-    return _shared_chat_limit(admitted)
+    """Mark a view as drawing on the one chat budget per caller that /chat and /v1 share."""
+    view.shares_chat_limit = True
+    return view
 
 
-def init_limits(app: Flask, settings: Settings) -> None:
+def current_limit() -> RequestLimit | None:
+    return current_app.extensions[EXTENSION].current_limit
+
+
+def init_limits(app: Flask, settings: Settings) -> Limiter:
+    """Build the app's limiter and apply the chat budget to every marked view (register blueprints first)."""
     app.config.update(
-        CHAT_RATE_LIMIT=settings.rate_limit,
         RATELIMIT_ENABLED=settings.rate_limit_enabled,
         RATELIMIT_STORAGE_URI=settings.redis_url or "memory://",
         RATELIMIT_STRATEGY="fixed-window",
@@ -48,12 +45,31 @@ def init_limits(app: Flask, settings: Settings) -> None:
         # all is the state store's decision (REDIS_FAIL_OPEN), so it is made in one place.
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
     )
+    limiter = Limiter(key_func=caller_key)
     limiter.init_app(app)
+    shared = limiter.shared_limit(settings.rate_limit, scope="chat")
+    for endpoint, view in app.view_functions.items():
+        if getattr(view, "shares_chat_limit", False):
+            app.view_functions[endpoint] = shared(_admitted(view))
+    app.extensions[EXTENSION] = limiter
     app.after_request(add_rate_limit_headers)
+    return limiter
+
+
+def _admitted(view):
+    """Read the caller's standing as the request is admitted: by the time a stream's response is
+    built, concurrent requests have moved the window on."""
+    @functools.wraps(view)
+    def admitted(*args, **kwargs):
+        current = current_limit()
+        if current is not None:
+            g.rate_limit = (current.limit.amount, current.remaining, current.reset_at)
+        return view(*args, **kwargs)
+    return admitted
 
 
 def add_rate_limit_headers(response: Response) -> Response:
-    current = limiter.current_limit
+    current = current_limit()
     if current is None:
         return response
     amount, remaining, reset_at = g.get("rate_limit") or (current.limit.amount, current.remaining,

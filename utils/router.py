@@ -217,7 +217,7 @@ class Router:
             self._write(provider, Circuit())
 
     def _model_gone(self, provider: Provider, circuit: Circuit, offered_like: list[str] | None = None) -> None:
-        setting = f"{provider.settings.env_prefix}_MODEL"
+        setting = f"{provider.env_prefix}_MODEL"
         hint = f"; closest offered: {', '.join(offered_like)}" if offered_like else ""
         circuit.until, circuit.reason = math.inf, "model_not_found"
         circuit.detail = f"{provider.name} does not offer model '{provider.model}': set {setting}{hint}"

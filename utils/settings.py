@@ -10,43 +10,16 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from providers import PROVIDER_CLASSES
+from providers.base import ProviderSettings
+
 
 class SettingsError(ValueError):
     """A setting is present but wrong; the message names it in one line."""
 
 
-@dataclass(frozen=True)
-class ProviderSettings:
-    id: str
-    api_key: str | None
-    base_url: str
-    model: str
-    # Cap on max_tokens sent upstream when the client asks for none or more (0 = no cap).
-    max_tokens: int = 0
-    # Prefix of this provider's settings (GROQ_MODEL...), to name them in messages to the operator.
-    env_prefix: str = ""
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.api_key)
-
-
-# id, environment prefix, key variable, default base URL (everything before the API's own path), default model.
-# Round-robin follows this order.
-PROVIDER_TABLE = (
-    ("groq", "GROQ", "GROQ_API_KEY", "https://api.groq.com/openai/v1", "moonshotai/kimi-k2-instruct-0905"),
-    ("cerebras", "CEREBRAS", "CEREBRAS_API_KEY", "https://api.cerebras.ai/v1", "zai-glm-4.7"),
-    ("openrouter", "OPENROUTER", "OPENROUTER_API_KEY", "https://openrouter.ai/api/v1",
-     "deepseek/deepseek-r1-0528:free"),
-    ("gemini", "GEMINI", "GEMINI_API_KEY", "https://generativelanguage.googleapis.com/v1beta",
-     "gemini-3-flash-preview"),
-    ("huggingface", "HF", "HF_TOKEN", "https://router.huggingface.co/v1", "meta-llama/Llama-3.1-8B-Instruct"),
-)
-
-
 def default_providers() -> tuple[ProviderSettings, ...]:
-    return tuple(ProviderSettings(pid, None, url, model, env_prefix=prefix)
-                 for pid, prefix, _, url, model in PROVIDER_TABLE)
+    return tuple(cls.default_settings() for cls in PROVIDER_CLASSES)
 
 
 @dataclass(frozen=True)
@@ -72,8 +45,9 @@ class Settings:
     idle_timeout: float = 30.0
     # Failover: how many providers one request may try (0 = every configured provider once).
     max_attempts: int = 0
-    # Seconds between checks that each provider still offers its configured model (0 = never).
-    model_check_interval: float = 3600.0
+    # Seconds between checks that each provider still offers its configured model (0 = never). A served
+    # gateway checks hourly (load_settings); Settings built in code (tests) start no thread unless asked.
+    model_check_interval: float = 0.0
     # Consecutive failures that open a provider's circuit, and the first back-off in seconds (it doubles).
     failure_threshold: int = 3
     failure_cooldown: float = 30.0
@@ -117,14 +91,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = _Env(os.environ if environ is None else environ)
     providers = tuple(
         ProviderSettings(
-            id=pid,
-            api_key=env.str(key_var),
-            base_url=env.url(f"{prefix}_BASE_URL", url),
-            model=env.str(f"{prefix}_MODEL") or model,
-            max_tokens=env.int(f"{prefix}_MAX_TOKENS", 0),
-            env_prefix=prefix,
+            id=cls.id,
+            api_key=env.str(cls.key_setting),
+            base_url=env.url(f"{cls.env_prefix}_BASE_URL", cls.default_base_url),
+            model=env.str(f"{cls.env_prefix}_MODEL") or cls.default_model,
+            max_tokens=env.int(f"{cls.env_prefix}_MAX_TOKENS", 0),
         )
-        for pid, prefix, key_var, url, model in PROVIDER_TABLE
+        for cls in PROVIDER_CLASSES
     )
     return Settings(
         providers=providers,

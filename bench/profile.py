@@ -22,7 +22,15 @@ from pathlib import Path
 
 from bench.procs import free_port
 from bench.streams import streams
-from bench.targets import CACHE, REDIS_DB_URL, ROOT, choose_endpoint, fake_upstream, our_gateway, snapshot
+from bench.targets import (
+    CACHE,
+    REDIS_DB_URL,
+    ROOT,
+    choose_endpoint,
+    fake_upstream,
+    our_gateway,
+    snapshot,
+)
 from bench.wrk import load
 
 PROFILES = ROOT / "bench" / "results" / "profiles"
@@ -41,7 +49,7 @@ STEPS = (
     ("whole request in the worker (gunicorn handle)", ("GeventWorker.handle (gunicorn/workers/ggevent.py",)),
     ("gunicorn: parse the client's request", ("Request.__init__ (gunicorn/http/message.py",)),
     ("Flask app (wsgi_app, all of it)", ("Flask.wsgi_app (flask/app.py",)),
-    ("auth (before_request)", ("authenticate_caller (routes/chat.py",)),
+    ("auth (before_request)", ("authenticate_caller (utils/dispatch.py",)),
     ("rate limiter (disabled in the run)", ("Limiter._check_request_limit", "add_rate_limit_headers")),
     ("body parse + validation", ("read_json_object (utils/validation.py", "parse_chat_request (utils/validation.py",
                                  "parse_completion_request (utils/validation.py")),

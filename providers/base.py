@@ -3,30 +3,23 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import requests
 
+from providers.errors import public_message
 from utils import sse
+from utils.chat import ChatRequest, Chunk
 from utils.errors import ProviderError
-from utils.quota import Quota, parse_reset, seconds_until
+from utils.quota import Quota
 from utils.upstream import Upstream, read_prefix
 
 log = logging.getLogger("gateway")
 
-# An error answer is read this far (bytes) and for this long (seconds): enough for any real error body.
-MAX_ERROR_BODY = 64 * 1024
-ERROR_BODY_SECONDS = 5.0
 # A model list (OpenRouter's, the longest, is about 1.5 MB) is read this far.
 MAX_MODEL_LIST = 16 * 1024 * 1024
-# What a provider's message may show a client: short, plain, no markup, no credential-like strings.
-PUBLIC_MESSAGE_CHARS = 200
-_MARKUP = re.compile(r"<[a-zA-Z!/][^>]*>")
-_CREDENTIAL = re.compile(r"\b(?:sk|gsk|csk|hf|sk-or-v1|AIza)[-_A-Za-z0-9]{12,}|\bBearer\s+\S+", re.IGNORECASE)
-_SPACE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -42,59 +35,6 @@ class ProviderSettings:
     @property
     def configured(self) -> bool:
         return bool(self.api_key)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    role: str  # user | assistant | system
-    content: str
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    messages: tuple[Message, ...]
-    # Sampling options in OpenAI's names (temperature, top_p, max_tokens, stop, seed, user); each
-    # provider passes on what it supports.
-    options: dict = field(default_factory=dict)
-    # A model id to use instead of the provider's configured one.
-    model: str | None = None
-
-    @property
-    def estimated_tokens(self) -> int:
-        """A cheap guess at the prompt's size (about four characters a token), to check token budgets."""
-        return sum(len(m.content) for m in self.messages) // 4
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    """One piece of an answer. `reasoning` is the model's thinking, kept apart from the answer `text`."""
-    text: str = ""
-    reasoning: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-
-
-def status_error(status: int, message: str, *, retry_after: float | None = None,
-                 code: str | None = None, quota: Quota | None = None) -> ProviderError:
-    """The one policy for what an upstream HTTP error means for failover.
-
-    A 400/413/422 is the request's fault (another provider would refuse it too) unless it names the
-    model, which is the operator's configuration; everything else (401/403 bad provider key, 404 model
-    gone, 402 out of credit, 408, 429, 5xx) is this provider's problem, so another may answer.
-    """
-    model_gone = (status == 404 or code in ("model_not_found", "model_decommissioned", "model_not_supported")
-                  or "not a valid model" in message)  # OpenRouter's 400 for an unknown model id
-    client_fault = status in (400, 413, 422) and not model_gone
-    kind = "rate_limited" if status == 429 else f"http_{status}"
-    return ProviderError(f"upstream answered {status}: {message}"[:300], upstream_status=status,
-                         retryable=not client_fault, retry_after=retry_after, kind=kind, model_gone=model_gone,
-                         quota=quota)
 
 
 class Provider:
@@ -229,32 +169,3 @@ class Provider:
 
     def parse_event(self, event: dict) -> Chunk | None:
         raise NotImplementedError
-
-
-def read_error_body(response: requests.Response):
-    """An error answer's body, parsed when it is JSON, else its start as text; never more than
-    MAX_ERROR_BODY bytes read, however much the provider sends."""
-    data, _ = read_prefix(response, MAX_ERROR_BODY, ERROR_BODY_SECONDS)
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError):
-        return data[:PUBLIC_MESSAGE_CHARS].decode(errors="replace")
-
-
-def public_message(message: str, *secrets: str | None) -> str:
-    """A provider's error message as a client may see it: the provider key it was sent (a provider can
-    echo it) and anything shaped like a credential redacted, markup and control characters gone, short."""
-    for secret in secrets:
-        if secret:
-            message = message.replace(secret, "[redacted]")
-    message = _CREDENTIAL.sub("[redacted]", message)
-    message = _MARKUP.sub(" ", message)
-    message = "".join(ch if ch.isprintable() else " " for ch in message)
-    message = _SPACE.sub(" ", message).strip()
-    return message[:PUBLIC_MESSAGE_CHARS] or "no details"
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """`Retry-After` (seconds or an HTTP date) as seconds from now; garbage or a past date counts as absent."""
-    now = time.time() if now is None else now
-    return seconds_until(parse_reset(value, now), now)

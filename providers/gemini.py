@@ -16,8 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
-from providers.base import ChatRequest, Chunk, Provider, Usage, read_error_body, status_error
+from providers.base import Provider
+from providers.errors import read_error_body, status_error
 from utils import wire
+from utils.chat import ChatRequest, Chunk, Usage
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset, seconds_until
 

@@ -8,8 +8,10 @@ import time
 
 import requests
 
-from providers.base import ChatRequest, Chunk, Provider, Usage, parse_retry_after, read_error_body, status_error
+from providers.base import Provider
+from providers.errors import parse_retry_after, read_error_body, status_error
 from utils import wire
+from utils.chat import ChatRequest, Chunk, Usage
 from utils.errors import ProviderError
 
 # OpenAI request options each of these providers accepts as they are.

@@ -16,9 +16,15 @@ from dataclasses import dataclass, replace
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from providers.base import Chunk, Provider, Usage
-from routes.chat import StreamBroken, answer_headers, authenticate_caller, open_answer
+from providers.base import Provider
+from utils.chat import Chunk, Usage
 from utils.disconnect import ClientGone
+from utils.dispatch import (
+    StreamBroken,
+    answer_headers,
+    authenticate_caller,
+    open_answer,
+)
 from utils.errors import NotFound, ProviderError, UpstreamFailed
 from utils.limits import chat_limit
 from utils.relay import Answer

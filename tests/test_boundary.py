@@ -10,9 +10,10 @@ import pytest
 import responses
 
 from app import create_app
-from providers.base import ChatRequest, Message, public_message
+from providers.errors import public_message
 from providers.gemini import GeminiProvider
 from providers.groq import GroqProvider
+from utils.chat import ChatRequest, Message
 from utils.errors import ProviderError
 from utils.keys import KeyStore
 from utils.settings import ProviderSettings, Settings, SettingsError, load_settings

@@ -9,10 +9,10 @@ import pytest
 import requests
 
 from app import create_app
+from providers import PROVIDER_CLASSES
 from tests.fakeprovider import Reply, stream_error_event
 from tests.gateway import MASTER_KEY, PROVIDER_IDS
 from tests.test_api import MASTER, fake_settings
-from providers import PROVIDER_CLASSES
 
 MODELS = {cls.id: cls.default_model for cls in PROVIDER_CLASSES}
 NAMES = {cls.id: cls.name for cls in PROVIDER_CLASSES}

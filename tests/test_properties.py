@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
 from providers import PROVIDER_CLASSES, gemini, openai_compat
-from providers.base import Chunk, Usage
 from utils import sse, wire
+from utils.chat import Chunk, Usage
 from utils.errors import ProviderError
 from utils.quota import MAX_COUNT, MAX_RESET_SECONDS, Quota, header_int, parse_reset
 from utils.settings import ProviderSettings

@@ -14,18 +14,18 @@ import pytest
 import requests
 import responses
 
-from providers import build_providers
-from providers import gemini, openai_compat
-from providers.base import ChatRequest, Chunk, Message, Usage, parse_retry_after, status_error
+from providers import build_providers, gemini, openai_compat
 from providers.cerebras import CerebrasProvider
+from providers.errors import parse_retry_after, status_error
 from providers.gemini import GeminiProvider
 from providers.groq import GroqProvider
 from providers.huggingface import HuggingFaceProvider
 from providers.openrouter import OpenRouterProvider
+from utils.chat import ChatRequest, Chunk, Message, Usage
 from utils.errors import ProviderError
 from utils.settings import ProviderSettings, Settings
-from utils.wire import error_message
 from utils.upstream import Upstream
+from utils.wire import error_message
 
 GROQ_KEY = "gsk_test_groq_0123456789"
 CEREBRAS_KEY = "csk-test-cerebras-0123456789"

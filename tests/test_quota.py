@@ -12,13 +12,13 @@ import responses
 from requests.structures import CaseInsensitiveDict
 
 from providers import cerebras, gemini, groq, huggingface, openrouter
-from providers.base import ChatRequest, Message
 from providers.cerebras import CerebrasProvider
 from providers.gemini import GeminiProvider
 from providers.groq import GroqProvider
 from providers.huggingface import HuggingFaceProvider
 from providers.openrouter import OpenRouterProvider
 from utils import quota as quota_module
+from utils.chat import ChatRequest, Message
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset
 from utils.settings import ProviderSettings

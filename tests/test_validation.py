@@ -2,7 +2,7 @@
 import pytest
 from flask import Flask
 
-from providers.base import ChatRequest, Message
+from utils.chat import ChatRequest, Message
 from utils.errors import GatewayError, ValidationError
 from utils.validation import parse_chat_request, parse_messages, read_json_object
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from functools import partial
 from collections.abc import Callable, Iterator
+from functools import partial
 
-from providers.base import ChatRequest, Chunk, Provider, Usage
+from providers.base import Provider
+from utils.chat import ChatRequest, Chunk, Usage
 from utils.disconnect import watch_client
 from utils.errors import GatewayError, ProviderError, UpstreamFailed
 from utils.keys import KeyStore

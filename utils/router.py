@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
 from providers.base import Provider
+from utils.circuits import Circuit, QuotaState
 from utils.clock import iso
 from utils.errors import NoProviders, ProviderError, ValidationError
 from utils.quota import Quota
@@ -25,71 +26,6 @@ log = logging.getLogger("gateway")
 
 MAX_BACKOFF = 600.0
 ROTATION = "rotation"
-
-
-@dataclass
-class Circuit:
-    failures: int = 0  # in a row
-    openings: int = 0  # times the circuit opened since the last success
-    until: float = 0.0  # no request before this time (math.inf: until restart)
-    reason: str = ""
-    detail: str = ""  # what an operator can do about it
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> Circuit:
-        return cls(int(fields.get("failures", 0)), int(fields.get("openings", 0)), float(fields.get("until", 0)),
-                   fields.get("reason", ""), fields.get("detail", ""))
-
-    def state(self, now: float) -> dict:
-        if self.until > now:
-            until = None if self.until == math.inf else iso(self.until)
-            return {"state": "cooling_down", "until": until, "reason": self.reason,
-                    **({"detail": self.detail} if self.detail else {})}
-        if self.failures:
-            return {"state": "failing", "failures": self.failures, "reason": self.reason}
-        return {"state": "ok"}
-
-
-@dataclass
-class QuotaState:
-    """The last quota a provider reported (see utils/quota.py), as stored."""
-    remaining_requests: int | None = None
-    requests_reset: float = 0.0
-    remaining_tokens: int | None = None
-    tokens_reset: float = 0.0
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> QuotaState:
-        def number(name, kind):
-            return kind(float(fields[name])) if fields.get(name) not in (None, "") else None
-        return cls(number("remainingRequests", int), number("requestsReset", float) or 0.0,
-                   number("remainingTokens", int), number("tokensReset", float) or 0.0)
-
-    @classmethod
-    def from_quota(cls, quota: Quota) -> QuotaState:
-        return cls(quota.remaining_requests, quota.requests_reset or 0.0, quota.remaining_tokens,
-                   quota.tokens_reset or 0.0)
-
-    def fields(self) -> dict[str, str]:
-        return {k: v for k, v in {"remainingRequests": self.remaining_requests, "requestsReset": self.requests_reset,
-                                  "remainingTokens": self.remaining_tokens, "tokensReset": self.tokens_reset}.items()
-                if v is not None}
-
-    def exhausted_until(self, now: float, tokens: int) -> float:
-        """When the provider can take a request of `tokens` again; `now` or earlier means it can now."""
-        until = 0.0
-        if self.remaining_requests is not None and self.remaining_requests <= 0 and self.requests_reset > now:
-            until = self.requests_reset
-        if (self.remaining_tokens is not None and self.remaining_tokens < max(tokens, 1)
-                and self.tokens_reset > now):
-            until = max(until, self.tokens_reset)
-        return until
-
-    def describe(self) -> dict:
-        return {"remainingRequests": self.remaining_requests,
-                "requestsReset": iso(self.requests_reset) if self.requests_reset else None,
-                "remainingTokens": self.remaining_tokens,
-                "tokensReset": iso(self.tokens_reset) if self.tokens_reset else None}
 
 
 class Router:

@@ -7,10 +7,11 @@ import re
 from dataclasses import dataclass
 
 import gevent
-from flask import Request, request as current_request
+from flask import Request
+from flask import request as current_request
 from werkzeug.exceptions import BadRequest
 
-from providers.base import ChatRequest, Message
+from utils.chat import ChatRequest, Message
 from utils.errors import GatewayError, ValidationError
 
 MAX_MESSAGES = 50

@@ -1,0 +1,65 @@
+"""Request orchestration shared by /chat and the OpenAI-compatible API: who is asking, which providers
+to plan, and getting the first visible chunk of an answer (failing over while nothing has been sent).
+Views parse and render; everything between the two happens here."""
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from flask import current_app, g, request
+
+from utils.auth import authenticate
+from utils.chat import ChatRequest, Chunk
+from utils.errors import ValidationError
+from utils.relay import Answer
+
+STREAM_HEADERS = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # tells nginx not to buffer this response
+}
+
+
+def authenticate_caller() -> None:
+    """A blueprint's `before_request`: the caller behind the request's key, kept on `g.caller`."""
+    if request.method == "OPTIONS":  # a browser's CORS preflight carries no key and must get a 2xx
+        return
+    ext = current_app.extensions
+    g.caller = authenticate(request, ext["settings"], ext["keys"])
+
+
+def named_provider(body: dict) -> tuple[str | None, bool]:
+    """The provider /chat was asked for (`provider` / `X-Provider`), and whether others may take over."""
+    named = body.get("provider", request.headers.get("X-Provider"))
+    if named is not None and not isinstance(named, str):
+        raise ValidationError("provider must be a string")
+    fallback = body.get("fallback", request.headers.get("X-Fallback", "false").lower() == "true")
+    return named.strip().lower() if named else None, fallback is True
+
+
+def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool = False,
+                visible: Callable[[Chunk], bool]) -> Answer:
+    """Plan the providers (the one named, else round-robin) and get the first visible chunk of an answer,
+    failing over while nothing has been sent."""
+    ext = current_app.extensions
+    settings, router = ext["settings"], ext["router"]
+    if named is not None:
+        plan = router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts,
+                                 tokens=chat_request.estimated_tokens)
+    else:
+        plan = router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens)
+    g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible,
+                                   client=request.environ.get("gunicorn.socket"))
+    return g.answer
+
+
+def answer_headers(answer: Answer) -> dict:
+    return {**STREAM_HEADERS, "X-Provider": answer.provider.name, "X-Attempts": str(answer.attempts)}
+
+
+class StreamBroken(ConnectionResetError):
+    """Raised out of a response body to cut the connection mid-response. A connection reset is what
+    WSGI servers expect from a body that cannot go on: gunicorn closes the socket and logs no traceback
+    (the gateway's own log line records the failure)."""
+
+    def __init__(self):
+        super().__init__(errno.ECONNRESET, "the provider failed mid-stream")

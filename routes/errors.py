@@ -67,7 +67,10 @@ def handle_rate_limit(error: RateLimitExceeded):
 
 
 def handle_http_error(error: HTTPException):
-    return error_response(error.code or 500, HTTP_MESSAGES.get(error.code, error.name))
+    response = error_response(error.code or 500, HTTP_MESSAGES.get(error.code, error.name))
+    if getattr(error, "valid_methods", None):  # a 405 says which methods the path does take (RFC 9110)
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
 
 
 def handle_unexpected(error: Exception):

@@ -18,7 +18,7 @@ from utils.errors import ProviderError
 from utils.keys import KeyStore
 from utils.settings import ProviderSettings, Settings, SettingsError, load_settings
 from utils.upstream import Upstream
-from utils.validation import MODEL_ID
+from utils.validation import MODEL_ID, parse_completion_request
 
 GROQ_KEY = "gsk_boundary_test_key_0123456789"
 GROQ_URL = "https://api.groq.test/openai/v1"
@@ -238,3 +238,25 @@ def test_the_usage_flusher_outlives_a_write_that_fails(tmp_path, monkeypatch):
     store._flush_forever()
     assert len(calls) == 2
     assert json.dumps(store.list()) and key
+
+
+def test_the_largest_valid_request_fits_even_with_every_character_escaped(client):
+    body = json.dumps({"provider": "nope", "messages": [{"role": "user", "content": "\U0001F600" * 10_000}] * 50})
+    assert len(body) > 6_000_000  # json.dumps writes each emoji as a 12-byte surrogate-pair escape
+    response = client.post("/chat", data=body, headers={**AUTH, "Content-Type": "application/json"})
+    # Read, parsed and validated whole: only the unknown provider named on purpose is refused.
+    assert (response.status_code, response.json["error"]) == (400, "Unknown provider 'nope'. Valid providers: "
+                                                              "groq, cerebras, openrouter, gemini, huggingface")
+
+
+@pytest.mark.parametrize("field, value", [("max_tokens", 5.0), ("max_completion_tokens", 1e3), ("seed", 7.0)])
+def test_whole_numbers_written_as_floats_are_integers(field, value):
+    parsed = parse_completion_request({"messages": [{"role": "user", "content": "hi"}], field: value})
+    option = "max_tokens" if field == "max_completion_tokens" else field
+    assert parsed.chat.options[option] == int(value) and isinstance(parsed.chat.options[option], int)
+
+
+def test_a_405_names_the_methods_the_path_takes(client):
+    response = client.put("/chat", headers=AUTH)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}

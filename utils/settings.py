@@ -51,8 +51,9 @@ class Settings:
     # Consecutive failures that open a provider's circuit, and the first back-off in seconds (it doubles).
     failure_threshold: int = 3
     failure_cooldown: float = 30.0
-    # Largest request body: 50 messages x 10,000 characters, JSON-escaped, with room to spare.
-    max_content_length: int = 4 * 1024 * 1024
+    # Largest request body: 50 messages x 10,000 characters, each escaped as a JSON surrogate pair (12
+    # bytes, as json.dumps writes an emoji by default) is 6 MB; with room to spare.
+    max_content_length: int = 8 * 1024 * 1024
     # Seconds a client gets to send its whole request body: a body trickled a byte at a time is cut.
     body_timeout: float = 10.0
     # Bytes one answer may read from its provider, and seconds it may last: a provider that streams

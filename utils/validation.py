@@ -160,7 +160,7 @@ def parse_completion_request(body: dict) -> CompletionRequest:
         "top_p": number_between(body, "top_p", 0, 1),
         "max_tokens": positive_int(body, "max_completion_tokens") or max_tokens,
         "stop": stop_sequences(body),
-        "seed": optional(body, "seed", int, "an integer"),
+        "seed": integer(body, "seed", "an integer"),
         "user": optional(body, "user", str, "a string"),
     }
     return CompletionRequest(
@@ -188,8 +188,18 @@ def number_between(body: dict, name: str, low: float, high: float) -> float | No
     return value
 
 
+def integer(body: dict, name: str, described: str) -> int | None:
+    """A whole number; JSON does not tell 5 from 5.0 (JSON Schema counts both as integers), so neither do we."""
+    value = optional(body, name, (int, float), described)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValidationError(f"{name} must be {described}", param=name)
+        value = int(value)
+    return value
+
+
 def positive_int(body: dict, name: str) -> int | None:
-    value = optional(body, name, int, "a positive integer")
+    value = integer(body, name, "a positive integer")
     if value is not None and value < 1:
         raise ValidationError(f"{name} must be a positive integer", param=name)
     return value

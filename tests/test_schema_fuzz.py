@@ -1,0 +1,117 @@
+"""Schemathesis against the real gateway (gunicorn + gevent, every provider on the local fake), driven by the
+document the gateway serves at /openapi.json: no answer may be a 5xx (the fake providers answer fine, so a 5xx
+is the gateway's own bug), and every answer must be one the document lists, with its content type, headers and
+schema.
+
+Schemathesis' pytest integration does not work under pytest 9.2 (`from_fixture` fails on the removed
+`Function._nodeid`; `schema.parametrize` loses its items' names), so each operation is a plain parametrized
+test driving Hypothesis with schemathesis' `APIOperation.as_strategy`."""
+import json
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from tests.fakeprovider import Reply
+from tests.gateway import MASTER_KEY, Gateway, fake_env
+
+SPEC = json.loads((Path(__file__).resolve().parent.parent / "routes" / "openapi.json").read_text(encoding="utf-8"))
+# Listed from the file at collection time; tests/test_openapi.py checks the gateway serves this very file.
+OPERATIONS = [(method.upper(), path) for path, item in SPEC["paths"].items()
+              for method in item if method in {"get", "put", "post", "delete", "patch"}]
+CONFORMANCE = [status_code_conformance, content_type_conformance, response_schema_conformance,
+               response_headers_conformance]
+CHECKS = [not_a_server_error, *CONFORMANCE]
+# Bounded so the whole file runs in seconds, not minutes.
+MAX_EXAMPLES = 50
+KEYLESS_EXAMPLES = 10
+
+
+def fuzz_settings(max_examples: int) -> settings:
+    return settings(
+        max_examples=max_examples,
+        deadline=None,  # a request's time is the server's, not the generator's
+        # Bodies of up to 50 messages of 10,000 characters can be slow to generate on a busy machine.
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_server, tmp_path_factory):
+    """One gateway for the whole module: starting gunicorn for each operation would cost more than fuzzing it."""
+    # Limits off, or most answers would be 429s.
+    gateway = Gateway({**fake_env(fake_server), "RATE_LIMIT_ENABLED": "false"}, tmp_path_factory.mktemp("fuzz")).start()
+    yield gateway
+    gateway.kill()
+
+
+@pytest.fixture(scope="module")
+def schema(gateway):
+    return schemathesis.openapi.from_url(f"{gateway.url}/openapi.json")
+
+
+def strategy(operation, *modes):
+    return st.one_of(*(operation.as_strategy(mode) for mode in modes))
+
+
+def negatable(method: str, path: str) -> bool:
+    # Only a body or a path parameter can be made invalid: headers are strings whatever they hold.
+    return "requestBody" in SPEC["paths"][path][method.lower()] or "{" in path
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_every_operation_with_the_master_key(schema, gateway, method, path):
+    operation = schema[path][method]
+    modes = [GenerationMode.POSITIVE] + [GenerationMode.NEGATIVE] * negatable(method, path)
+
+    @fuzz_settings(MAX_EXAMPLES)
+    @given(case=strategy(operation, *modes))
+    def fuzz(case):
+        # The master key is a setting, not a stored key: no DELETE /admin/keys the fuzzer sends can revoke it.
+        case.call_and_validate(base_url=gateway.url, headers={"Authorization": f"Bearer {MASTER_KEY}"},
+                               checks=CHECKS, timeout=30)
+
+    fuzz()
+
+
+@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+def test_every_operation_without_the_key(schema, gateway, method, path):
+    """The credentials are the generator's own: none at all, or a random bearer token or X-API-Key."""
+    operation = schema[path][method]
+
+    @fuzz_settings(KEYLESS_EXAMPLES)
+    @given(case=strategy(operation, GenerationMode.POSITIVE))
+    def fuzz(case):
+        case.call_and_validate(base_url=gateway.url, checks=CHECKS, timeout=30)
+
+    fuzz()
+
+
+def test_answers_the_fuzzer_cannot_provoke_are_documented_too(schema, start_gateway, fake):
+    """502, 503, 429 and a closed /metrics take a failing provider, a spent budget or settings the fuzzed
+    gateway does not have."""
+    gateway = start_gateway(providers=["groq"], RATE_LIMIT_MAX=2, FAILURE_THRESHOLD=1, METRICS_REQUIRE_KEY="true")
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    master = {"Authorization": f"Bearer {MASTER_KEY}"}
+    fake.enqueue("groq", Reply(status=500))
+    expected = [
+        (schema["/chat"]["POST"].Case(body=chat, media_type="application/json"), master, 502),  # groq failed
+        # One failure was the threshold: groq is cooling down, and nothing else is configured.
+        (schema["/v1/chat/completions"]["POST"].Case(body=chat, media_type="application/json"), master, 503),
+        (schema["/chat"]["POST"].Case(body=chat, media_type="application/json"), master, 429),  # a budget of 2
+        (schema["/metrics"]["GET"].Case(), {}, 401),
+    ]
+    for case, headers, status in expected:
+        # Documented 5xx: conformance only.
+        response = case.call_and_validate(base_url=gateway.url, headers=headers, checks=CONFORMANCE, timeout=30)
+        assert response.status_code == status

@@ -6,13 +6,7 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, request
 
 from utils.disconnect import ClientGone
-from utils.dispatch import (
-    StreamBroken,
-    answer_headers,
-    authenticate_caller,
-    named_provider,
-    open_answer,
-)
+from utils.dispatch import StreamBroken, answer_headers, authenticate_caller, named_provider, open_answer
 from utils.errors import ProviderError
 from utils.limits import chat_limit
 from utils.relay import Answer

@@ -19,13 +19,8 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from providers.base import Provider
 from utils.chat import Chunk, Usage
 from utils.disconnect import ClientGone
-from utils.dispatch import (
-    StreamBroken,
-    answer_headers,
-    authenticate_caller,
-    open_answer,
-)
-from utils.errors import NotFound, ProviderError, UpstreamFailed
+from utils.dispatch import StreamBroken, answer_headers, authenticate_caller, open_answer, whole_answer
+from utils.errors import NotFound, ProviderError
 from utils.limits import chat_limit
 from utils.relay import Answer
 from utils.validation import parse_completion_request, read_json_object
@@ -49,13 +44,15 @@ FINISH_REASONS = {"stop": "stop", "length": "length", "max_tokens": "length", "c
 def chat_completions():
     completion = parse_completion_request(read_json_object(request))
     provider, model = resolve_model(completion.model)
-    answer = open_answer(replace(completion.chat, model=model), provider.id if provider else None,
-                         visible=has_output)
+    chat_request, named = replace(completion.chat, model=model), provider.id if provider else None
+    if not completion.stream:
+        answer, chunks = whole_answer(chat_request, named, visible=has_output)
+        envelope = Envelope.new(model or answer.provider.model)
+        return jsonify(completion_body(answer, chunks, envelope)), answer_headers(answer)
+    answer = open_answer(chat_request, named, visible=has_output)
     envelope = Envelope.new(model or answer.provider.model)
-    if completion.stream:
-        return Response(stream_chunks(answer, ChunkEncoder(envelope), completion.include_usage),
-                        mimetype="text/event-stream", headers=answer_headers(answer))
-    return jsonify(completion_body(answer, envelope)), answer_headers(answer)
+    return Response(stream_chunks(answer, ChunkEncoder(envelope), completion.include_usage),
+                    mimetype="text/event-stream", headers=answer_headers(answer))
 
 
 @bp.get("/models")
@@ -130,18 +127,12 @@ class Envelope:
         return cls(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model)
 
 
-def completion_body(answer: Answer, envelope: Envelope) -> dict:
+def completion_body(answer: Answer, chunks: list[Chunk], envelope: Envelope) -> dict:
     """The whole answer as one `chat.completion`."""
-    texts, thoughts = [], []
-    try:
-        for chunk in answer:
-            texts.append(chunk.text)
-            thoughts.append(chunk.reasoning)
-    except ProviderError:  # nothing has been sent yet, so this can still be a proper error status
-        raise UpstreamFailed(f"{answer.provider.name} failed mid-answer", code="provider_error") from None
-    message = {"role": "assistant", "content": "".join(texts)}
-    if any(thoughts):
-        message["reasoning_content"] = "".join(thoughts)
+    message = {"role": "assistant", "content": "".join(chunk.text for chunk in chunks)}
+    reasoning = "".join(chunk.reasoning for chunk in chunks)
+    if reasoning:
+        message["reasoning_content"] = reasoning
     return {"id": envelope.id, "object": "chat.completion", "created": envelope.created, "model": envelope.model,
             "choices": [{"index": 0, "message": message, "logprobs": None,
                          "finish_reason": finish_reason(answer.finish_reason)}],

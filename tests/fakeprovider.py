@@ -6,6 +6,7 @@ process) talks to it over the network. Wire formats follow /work/shared/PROVIDER
     with FakeProviders() as fake:
         fake.enqueue("groq", Reply(status=429))                   # next groq chat call gets Groq's real 429
         fake.enqueue("gemini", Reply(interval=0.05, drop_after=2))
+        fake.enqueue("groq", Reply(endless="events"))                # a hostile provider: data events forever
         gateway_env = {"GROQ_BASE_URL": fake.base_url("groq"), ...}
 
 Standard library only.
@@ -23,7 +24,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 PROVIDERS = ("groq", "cerebras", "openrouter", "gemini", "huggingface")
 BASE_PATHS = {"groq": "/groq/openai/v1", "cerebras": "/cerebras/v1", "openrouter": "/openrouter/api/v1",
@@ -42,6 +43,12 @@ REASONING_FIELD = {"groq": "reasoning", "cerebras": "reasoning", "openrouter": "
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 MALFORMED = '{"choices": ['  # truncated JSON for Reply(malformed=True)
+# What each provider answers for a model it does not offer (PM §1-5), with FakeProviders.strict_models on.
+UNKNOWN_MODEL_STATUS = {"groq": 404, "cerebras": 404, "openrouter": 400, "gemini": 404, "huggingface": 400}
+# Start of an SSE line whose content never ends, for Reply(endless="line").
+ENDLESS_LINE_HEAD = {"gemini": b'data: {"candidates":[{"content":{"parts":[{"text":"'}
+FLOOD_TEXT = "a" * 1024  # the content of every event of Reply(endless="events")
+FLOOD_BLOCK = 64 * 1024  # bytes per write of a flood
 
 
 @dataclass
@@ -65,7 +72,32 @@ class Reply:
     error_event: dict | None = None         # sent as a data event after the content; see stream_error_event()
     finish_reason: str = "stop"
     usage: dict | None = field(default_factory=lambda: {"prompt_tokens": 10, "completion_tokens": 5})
+                                            # (any numbers, e.g. 10**30 or 1e308, are sent as they are)
     times: int = 1                          # how many consecutive requests this queued reply serves
+    # Hostile modes: a broken or malicious provider. Floods (endless, body_bytes) are recorded in fake.floods.
+    raw_events: list[str | bytes] = field(default_factory=list)  # data payloads sent verbatim as `data: <payload>`
+                                            # events (bytes as they are, e.g. b"\xff\xfe"; any JSON, of any shape)
+    raw_after: int = 0                      # ...just before this content chunk (0: before the first); the stream
+                                            # then goes on as usual
+    raw_body: bytes | None = None           # the whole response body, verbatim, under `status` and content_type
+    content_type: str = "text/html; charset=utf-8"
+    endless: str | None = None              # "events": content events (FLOOD_TEXT each) forever, as fast as the peer
+                                            # reads, or one per `interval`; "line": `data: {"choices":[{"delta":
+                                            # {"content":"aaaa...` written forever without a line end
+    body_bytes: int = 0                     # an error body (under `status`) of exactly this many bytes, streamed
+    flood_limit: int = 256 * 1024 * 1024    # safety net: an endless flood gives up (drops) after this many bytes
+    redirect: str | None = None             # answer `status` (307 unless a 3xx) with Location: this path on the fake
+    echo_key: bool = False                  # error body (under `status`) whose message repeats the API key received,
+                                            # with HTML and a server path in it
+
+
+@dataclass
+class Flood:
+    """How one flood (Reply.endless or body_bytes) ended."""
+    provider: str
+    mode: str               # "events" | "line" | "body"
+    bytes_sent: int         # bytes handed to the socket (the peer read at most this, kernel buffers included)
+    closed_by_peer: bool    # the gateway closed the connection; False: the flood ran to its end or limit
 
 
 @dataclass
@@ -197,6 +229,25 @@ def stream_error_event(provider: str) -> dict:
     }[provider]
 
 
+def echo_key_body(provider: str, status: int, key: str) -> dict:
+    """An error body leaking what a careless upstream might: the caller's API key, HTML and a server path."""
+    message = (f"Invalid request for API key {key}: <html><body><h1>400 Bad Request</h1></body></html> "
+               "(raised at /srv/upstream/app/handlers/chat.py:412)")
+    if provider == "gemini":
+        return {"error": {"code": status, "message": message, "status": GEMINI_STATUS.get(status, "UNKNOWN")}}
+    if provider == "cerebras" and status < 500:
+        return {"message": message, "type": "invalid_request_error", "param": "", "code": ""}
+    if provider == "huggingface":
+        return {"error": message}
+    return {"error": {"message": message, "type": "invalid_request_error", "code": None}}
+
+
+def presented_key(headers: dict, query: dict) -> str:
+    """The API key a request carried, in whichever place its provider takes it."""
+    auth = headers.get("authorization", "")
+    return headers.get("x-goog-api-key") or query.get("key") or (auth[7:].strip() if auth.startswith("Bearer ") else "")
+
+
 def default_headers(provider: str, status: int) -> dict:
     """Headers a provider sends on every response (PM §1-5), generous rate-limit values."""
     if provider == "groq":  # PM §1: RPD / TPM, reset values are Go durations
@@ -275,6 +326,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def _dispatch(self):
+        self.generation = self.fake._generation
         parts = urlsplit(self.path)
         raw = self._read_body()  # always drain the body so the keep-alive connection stays in sync
         try:
@@ -291,8 +343,8 @@ class _Handler(BaseHTTPRequestHandler):
             rec.kind = "models"
         elif self.command == "POST" and (gem if provider == "gemini" else rest == "/chat/completions"):
             rec.kind = "chat"
-            if gem:
-                rec.model, rec.stream = gem.group(1), gem.group(2) == "streamGenerateContent"
+            if gem:  # the model is one path segment, percent-decoded
+                rec.model, rec.stream = unquote(gem.group(1)), gem.group(2) == "streamGenerateContent"
             elif isinstance(body, dict):
                 rec.model, rec.stream = body.get("model"), body.get("stream") is True
         self.fake._record(rec)
@@ -304,6 +356,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send_body(denied[0], denied[1], default_headers(provider, denied[0]))
             if rec.kind == "models":
                 return self._send_body(200, self._models(provider), default_headers(provider, 200))
+            if self.fake.strict_models and rec.model not in self.fake.models.get(provider, []):
+                status = UNKNOWN_MODEL_STATUS[provider]
+                return self._send_body(status, error_body(provider, status, rec.model),
+                                       default_headers(provider, status))
             self._chat(provider, rec, self.fake._next_reply(provider))
         except (_Abort, OSError):
             self.close_connection = True
@@ -398,6 +454,25 @@ class _Handler(BaseHTTPRequestHandler):
             self.fake._outcome(p, "never_answered")
             self._drop()
         extra = default_headers(p, r.status)
+        if r.redirect is not None:
+            status = r.status if 300 <= r.status < 400 else 307
+            self.fake._outcome(p, "complete")
+            return self._send_body(status, "", extra, {"location": self.fake.url + r.redirect, **r.headers})
+        if r.echo_key:
+            self.fake._outcome(p, "complete")
+            return self._send_body(r.status, echo_key_body(p, r.status, presented_key(rec.headers, rec.query)),
+                                   extra, r.headers)
+        if r.raw_body is not None:
+            self._pause(r.first_delay, rec)
+            self._send_head(r.status, {"content-type": r.content_type, **extra, **r.headers,
+                                       "content-length": str(len(r.raw_body))})
+            self.wfile.write(r.raw_body)
+            self.fake._outcome(p, "complete")
+            return
+        if r.body_bytes:
+            return self._flood_body(p, rec, r, extra)
+        if r.endless:
+            return self._flood_stream(p, rec, r, model, extra)
         if r.status != 200 or not rec.stream:
             self._pause(r.first_delay, rec)
             if r.status != 200:
@@ -448,6 +523,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self._drop()
                 if r.malformed and sent == min(1, len(chunks)):
                     event(MALFORMED if p != "gemini" else '{"candidates": [')
+                if r.raw_events and sent == r.raw_after:
+                    for raw in r.raw_events:
+                        self._chunk(b"data: " + (raw if isinstance(raw, bytes) else raw.encode()) + sse_end, rec)
             if ev is None:
                 break
             if idx and r.interval:
@@ -466,6 +544,72 @@ class _Handler(BaseHTTPRequestHandler):
             self._chunk(b"]", rec)
         self.wfile.write(b"0\r\n\r\n")
         self.fake._outcome(p, "complete")
+
+
+    def _send_head(self, status, headers):
+        self.send_response(status)
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+
+    def _flood_body(self, p, rec, r: Reply, extra):
+        """An error body of r.body_bytes bytes (valid JSON once whole), written as the peer takes it."""
+        head, tail = b'{"error": {"message": "', b'"}}'
+        size = max(r.body_bytes, len(head) + len(tail))
+        self._send_head(r.status, {"content-type": "application/json; charset=UTF-8", **extra, **r.headers,
+                                   "content-length": str(size)})
+        self._flood(p, rec, "body", head, b"x" * FLOOD_BLOCK, size - len(tail), tail, r.interval, chunked=False)
+        self.fake._outcome(p, "complete")
+
+    def _flood_stream(self, p, rec, r: Reply, model, extra):
+        """Reply.endless: a 200 event stream that never ends, until the peer closes it or r.flood_limit."""
+        b = _Builder(p, model, r, rec)
+        end = b"\r\n\r\n" if p == "gemini" and self.fake.gemini_crlf else b"\n\n"
+        head = b"".join(b"data: " + json.dumps(e).encode() + end for e in b.head())
+        if r.endless == "line":
+            head += ENDLESS_LINE_HEAD.get(p, b'data: {"choices":[{"index":0,"delta":{"content":"')
+            block = b"a" * FLOOD_BLOCK
+        elif r.endless == "events":
+            event = b"data: " + json.dumps(b.content(FLOOD_TEXT, 0, 2)).encode() + end
+            block = event if r.interval else event * max(1, FLOOD_BLOCK // len(event))
+        else:
+            raise ValueError(f"unknown endless mode {r.endless!r}")
+        self._send_head(200, {"content-type": "text/event-stream", "cache-control": "no-cache",
+                              "transfer-encoding": "chunked", **extra, **{k.lower(): v for k, v in r.headers.items()}})
+        self._flood(p, rec, r.endless, head, block, r.flood_limit, b"", r.interval, chunked=True)
+        self.fake._outcome(p, "dropped")
+        self._drop()
+
+    def _flood(self, p, rec, mode, head, block, limit, tail, interval, *, chunked):
+        """Write head, then block after block up to `limit` bytes, then tail; record how it ended. Raises _Abort
+        when the peer closed the connection or the fake is stopping."""
+        sent, closed = 0, False
+
+        def write(data):
+            nonlocal sent
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+            sent += len(data)
+
+        try:
+            write(head)
+            while sent < limit:
+                if interval:
+                    self._pause(interval, rec)
+                elif self.fake._stopping.is_set():
+                    raise _Abort
+                write(block[:limit - sent])
+            if tail:
+                write(tail)
+        except OSError:  # BrokenPipe / ConnectionReset: the peer closed
+            closed = True
+            if rec.stream:
+                self.fake._disconnected(p)
+            raise _Abort from None
+        except _Abort:  # _pause() saw the peer close (and recorded it), or the fake is stopping
+            closed = not self.fake._stopping.is_set()
+            raise
+        finally:
+            self.fake._flooded(Flood(p, mode, sent, closed), self.generation)
 
 
 class _Builder:
@@ -604,7 +748,10 @@ class FakeProviders:
         self._requests: list[RecordedRequest] = []
         self._disconnects: list[str] = []
         self._outcomes: list[tuple[str, str]] = []
+        self._floods: list[Flood] = []
+        self._generation = 0  # bumped by clear(): a flood still running from before is not recorded after it
         self.models = {p: list(m) for p, m in DEFAULT_MODELS.items()}
+        self.strict_models = False  # True: a chat for a model not in self.models gets the provider's real error
         self.gemini_crlf = True  # Gemini separates SSE events with \r\n\r\n (PM §4); False -> \n\n
         self.start()
 
@@ -671,7 +818,10 @@ class FakeProviders:
             self._requests.clear()
             self._disconnects.clear()
             self._outcomes.clear()
+            self._floods.clear()
+            self._generation += 1
             self.models = {p: list(m) for p, m in DEFAULT_MODELS.items()}
+            self.strict_models = False
             self._defaults = {p: Reply() for p in PROVIDERS}
             self._cond.notify_all()
 
@@ -694,6 +844,21 @@ class FakeProviders:
         """(provider, "complete" | "dropped" | "stalled" | "never_answered") for every chat reply that ran to its scripted end."""
         with self._cond:
             return list(self._outcomes)
+
+    @property
+    def floods(self) -> list[Flood]:
+        """How every flood (Reply.endless, Reply.body_bytes) ended, in the order they ended."""
+        with self._cond:
+            return list(self._floods)
+
+    def requests_to(self, path: str) -> list[RecordedRequest]:
+        """Requests for exactly this path (a redirect's Location, say), whatever their provider."""
+        return [r for r in self.requests if r.path == path]
+
+    def wait_flood(self, provider: str, timeout: float = 5.0) -> Flood | None:
+        """The first flood to end for `provider`, waiting up to `timeout` for one."""
+        found = self.wait_for(lambda f: any(x.provider == provider for x in f._floods), timeout)
+        return next((x for x in self.floods if x.provider == provider), None) if found else None
 
     def wait_for(self, predicate, timeout: float = 5.0) -> bool:
         with self._cond:
@@ -724,6 +889,12 @@ class FakeProviders:
 
     def _outcome(self, provider, what):
         self._notify(self._outcomes, (provider, what))
+
+    def _flooded(self, flood, generation):
+        with self._cond:
+            if generation == self._generation:
+                self._floods.append(flood)
+                self._cond.notify_all()
 
     def _track(self, conn, add):
         with self._cond:

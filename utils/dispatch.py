@@ -9,6 +9,7 @@ from collections.abc import Callable
 from flask import current_app, g, request
 
 from utils.auth import authenticate
+from providers.base import Provider
 from utils.chat import ChatRequest, Chunk
 from utils.errors import ValidationError
 from utils.relay import Answer
@@ -40,16 +41,32 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
                 visible: Callable[[Chunk], bool]) -> Answer:
     """Plan the providers (the one named, else round-robin) and get the first visible chunk of an answer,
     failing over while nothing has been sent."""
+    g.answer = current_app.extensions["relay"].answer(
+        chat_request, plan(chat_request, named, fallback), key_hash=g.caller.key_hash, visible=visible,
+        client=request.environ.get("gunicorn.socket"))
+    return g.answer
+
+
+def whole_answer(chat_request: ChatRequest, named: str | None, *,
+                 visible: Callable[[Chunk], bool]) -> tuple[Answer, list[Chunk]]:
+    """All of an answer, for a client that waits for the whole of it: a provider failing partway still
+    fails over, since nothing has reached the client."""
+    answer, chunks = current_app.extensions["relay"].whole_answer(
+        chat_request, plan(chat_request, named, fallback=False), key_hash=g.caller.key_hash, visible=visible,
+        client=request.environ.get("gunicorn.socket"))
+    g.answer = answer
+    return answer, chunks
+
+
+def plan(chat_request: ChatRequest, named: str | None, fallback: bool) -> list[Provider]:
+    """The providers to try, in order: the one named (and with `fallback` the rotation after it), else
+    the rotation."""
     ext = current_app.extensions
     settings, router = ext["settings"], ext["router"]
     if named is not None:
-        plan = router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts,
+        return router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts,
                                  tokens=chat_request.estimated_tokens)
-    else:
-        plan = router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens)
-    g.answer = ext["relay"].answer(chat_request, plan, key_hash=g.caller.key_hash, visible=visible,
-                                   client=request.environ.get("gunicorn.socket"))
-    return g.answer
+    return router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens)
 
 
 def answer_headers(answer: Answer) -> dict:

@@ -41,6 +41,8 @@ class Answer:
         self._key_hash = key_hash
         self._error: ProviderError | None = None
         self._client = client
+        # Set when a failure partway can still go to another provider (nothing reached the client yet).
+        self.can_fail_over = False
 
     def __iter__(self) -> Iterator[Chunk]:
         stop_watching = watch_client(self._client)
@@ -81,6 +83,7 @@ class Answer:
         relay.metrics.record_attempt(
             self.provider.name, ok=self.outcome != "midstream", duration_ms=(time.monotonic() - self._started) * 1000,
             failure=self._error.kind if self._error else None, midstream=self._error is not None,
+            failed_over=self._error is not None and self.can_fail_over,
             ttft_ms=self.ttft_ms,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
         if self._key_hash:
@@ -99,7 +102,28 @@ class Relay:
         """Try `plan` in order; the first provider to produce a visible chunk (or finish) answers.
         Raises the provider's error when the request itself was refused, else UpstreamFailed."""
         self.metrics.count_request()
-        for attempt, provider in enumerate(plan, 1):
+        return self._first_answer(request, plan, 0, key_hash, client, visible)
+
+    def whole_answer(self, request: ChatRequest, plan: list[Provider], *, key_hash: str | None = None,
+                     client: socket.socket | None = None,
+                     visible: Callable[[Chunk], bool]) -> tuple[Answer, list[Chunk]]:
+        """The whole answer, for a client that waits for all of it: since nothing reaches that client
+        before the end, a provider failing partway is one more failure to fail over from."""
+        self.metrics.count_request()
+        tried = 0
+        while True:
+            answer = self._first_answer(request, plan[tried:], tried, key_hash, client, visible)
+            tried = answer.attempts
+            answer.can_fail_over = tried < len(plan)
+            try:
+                return answer, list(answer)
+            except ProviderError as exc:
+                if not (exc.retryable and answer.can_fail_over):
+                    raise UpstreamFailed(f"{answer.provider.name} failed mid-answer", code="provider_error") from None
+
+    def _first_answer(self, request: ChatRequest, plan: list[Provider], tried: int, key_hash: str | None,
+                      client: socket.socket | None, visible: Callable[[Chunk], bool]) -> Answer:
+        for attempt, provider in enumerate(plan, tried + 1):
             started = time.monotonic()
             log.debug("trying provider", extra={"service": provider.name, "attempt": attempt})
             self.router.attempting(provider)
@@ -108,7 +132,7 @@ class Relay:
                 first = next((chunk for chunk in chunks if visible(chunk)), None)
             except ProviderError as exc:
                 chunks.close()
-                last = attempt == len(plan) or not exc.retryable
+                last = attempt == tried + len(plan) or not exc.retryable
                 self._failed(provider, exc, started, failed_over=not last)
                 if not exc.retryable:
                     raise
@@ -120,7 +144,7 @@ class Relay:
             if attempt > 1:
                 self.router.answered_instead(provider)
             return Answer(self, provider, chunks, first, attempt, started, key_hash, client)
-        raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
+        raise UpstreamFailed(f"All providers failed ({tried + len(plan)} tried)")
 
     def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:
         """Record one failed attempt. A request the provider refused as the client's mistake is not the

@@ -11,13 +11,16 @@ import requests
 
 from providers.errors import public_message
 from utils import sse
-from utils.chat import ChatRequest, Chunk
+from utils.chat import JSON, TOOLS, VISION, ChatRequest, Chunk
 from utils.errors import ProviderError
 from utils.quota import Quota
 from utils.upstream import Upstream, read_prefix
 
 log = logging.getLogger("gateway")
 
+CAPABILITIES = (TOOLS, JSON, VISION)
+CAPABILITY_NAMES = {TOOLS: "tools (function calling)", JSON: "JSON output (response_format)",
+                    VISION: "images (vision)"}
 # A model list (OpenRouter's, the longest, is about 1.5 MB) is read this far.
 MAX_MODEL_LIST = 16 * 1024 * 1024
 
@@ -31,6 +34,8 @@ class ProviderSettings:
     model: str
     # Cap on max_tokens sent upstream when the client asks for none or more (0 = no cap).
     max_tokens: int = 0
+    # What the configured model can do (<P>_TOOLS, _JSON, _VISION); None: the provider's defaults.
+    capabilities: frozenset[str] | None = None
 
     @property
     def configured(self) -> bool:
@@ -48,6 +53,8 @@ class Provider:
     key_setting: str = ""  # the setting that holds its API key
     default_base_url: str = ""  # everything before the API's own path
     default_model: str = ""
+    # What the default model can do (utils.chat TOOLS, JSON, VISION); settings override it per deployment.
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self, settings: ProviderSettings, upstream: Upstream):
         self.settings = settings
@@ -56,11 +63,12 @@ class Provider:
     @classmethod
     def setting_names(cls) -> tuple[str, ...]:
         prefix = cls.env_prefix
-        return cls.key_setting, f"{prefix}_BASE_URL", f"{prefix}_MODEL", f"{prefix}_MAX_TOKENS"
+        return (cls.key_setting, f"{prefix}_BASE_URL", f"{prefix}_MODEL", f"{prefix}_MAX_TOKENS",
+                *(f"{prefix}_{need.upper()}" for need in CAPABILITIES))
 
     @classmethod
     def default_settings(cls) -> ProviderSettings:
-        return ProviderSettings(cls.id, None, cls.default_base_url, cls.default_model)
+        return ProviderSettings(cls.id, None, cls.default_base_url, cls.default_model, capabilities=cls.capabilities)
 
     @property
     def model(self) -> str:
@@ -69,6 +77,26 @@ class Provider:
     @property
     def configured(self) -> bool:
         return self.settings.configured
+
+    @property
+    def can(self) -> frozenset[str]:
+        """What the configured model can do."""
+        caps = self.settings.capabilities
+        return type(self).capabilities if caps is None else caps
+
+    def cannot_serve(self, request: ChatRequest) -> str | None:
+        """Why this provider cannot carry the request as asked (None: it can). Routing skips it then, and
+        a client that named it gets a 400 with this reason."""
+        missing = sorted(request.needs - self.can)
+        if missing:
+            settings = ", ".join(f"{self.env_prefix}_{need.upper()}=true" for need in missing)
+            return (f"{self.name} ({self.id}) cannot do {' or '.join(CAPABILITY_NAMES[m] for m in missing)} with "
+                    f"its model {self.model} (set {settings} if the model can)")
+        return self.unsupported_option(request)
+
+    def unsupported_option(self, request: ChatRequest) -> str | None:
+        """An option this provider's API has no way to carry, named; None when it carries them all."""
+        return None
 
     def stream(self, request: ChatRequest, observe: Callable[[Quota | None], None] | None = None) -> Iterator[Chunk]:
         """Yield the answer's chunks as they arrive; raise ProviderError on any failure. `observe` hears
@@ -88,6 +116,14 @@ class Provider:
                                     upstream_status=response.status_code)
             if observe is not None:
                 observe(self.read_quota(response.status_code, response.headers, None, time.time()))
+            if body.get("stream") is False:  # a plain call (see json_needs_plain_call): one whole answer
+                data, complete = read_prefix(response, self.upstream.max_bytes, self.upstream.answer_timeout)
+                if not complete:
+                    raise ProviderError("the provider's answer was too large or cut short", kind="too_large")
+                chunk = self.parse_data(data.decode())
+                if chunk is not None:
+                    yield chunk
+                return
             events = 0
             for data in sse.iter_data(self.upstream.iter_bytes(response)):
                 events += 1

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from providers.openai_compat import OpenAICompatibleProvider
+from utils.chat import JSON, TOOLS
 from utils.quota import Quota, header_int, parse_reset
 from utils.wire import error_message
 
@@ -80,6 +81,7 @@ class CerebrasProvider(OpenAICompatibleProvider):
     env_prefix, key_setting = "CEREBRAS", "CEREBRAS_API_KEY"
     default_base_url = "https://api.cerebras.ai/v1"
     default_model = "zai-glm-4.7"
+    capabilities = frozenset({TOOLS, JSON})
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)

@@ -30,10 +30,14 @@ def status_error(status: int, message: str, *, retry_after: float | None = None,
     model, which is the operator's configuration; everything else (401/403 bad provider key, 404 model
     gone, 402 out of credit, 408, 429, 5xx) is this provider's problem, so another may answer.
     """
-    model_gone = (status == 404 or code in ("model_not_found", "model_decommissioned", "model_not_supported")
-                  or "not a valid model" in message)  # OpenRouter's 400 for an unknown model id
+    # OpenRouter's 404 "No endpoints found that support image input" (or "... tool use") is about one
+    # request's needs: another provider may serve it, and it says nothing of this one's health or model.
+    unsupported = status == 404 and "No endpoints found that support" in message
+    model_gone = not unsupported and (
+        status == 404 or code in ("model_not_found", "model_decommissioned", "model_not_supported")
+        or "not a valid model" in message)  # OpenRouter's 400 for an unknown model id
     client_fault = status in (400, 413, 422) and not model_gone
-    kind = "rate_limited" if status == 429 else f"http_{status}"
+    kind = "unsupported" if unsupported else "rate_limited" if status == 429 else f"http_{status}"
     return ProviderError(f"upstream answered {status}: {message}"[:300], upstream_status=status,
                          retryable=not client_fault, retry_after=retry_after, kind=kind, model_gone=model_gone,
                          quota=quota)

@@ -19,7 +19,7 @@ import requests
 from providers.base import Provider
 from providers.errors import read_error_body, status_error
 from utils import wire
-from utils.chat import ChatRequest, Chunk, Usage
+from utils.chat import JSON, TOOLS, VISION, ChatRequest, Chunk, Usage
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset, seconds_until
 
@@ -156,6 +156,7 @@ class GeminiProvider(Provider):
     env_prefix, key_setting = "GEMINI", "GEMINI_API_KEY"
     default_base_url = "https://generativelanguage.googleapis.com/v1beta"
     default_model = "gemini-3-flash-preview"
+    capabilities = frozenset({TOOLS, JSON, VISION})
 
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
         # The model id is one path segment, whoever chose it: `/`, `?` or `..` in it cannot reach another path.

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from providers.openai_compat import OpenAICompatibleProvider
+from utils.chat import JSON, TOOLS
 from utils import wire
 from utils.quota import Quota, header_int, parse_reset
 
@@ -54,6 +55,9 @@ class GroqProvider(OpenAICompatibleProvider):
     env_prefix, key_setting = "GROQ", "GROQ_API_KEY"
     default_base_url = "https://api.groq.com/openai/v1"
     default_model = "moonshotai/kimi-k2-instruct-0905"
+    capabilities = frozenset({TOOLS, JSON})
+    # Groq has refused `response_format` on a stream: https://console.groq.com/docs/structured-outputs
+    json_needs_plain_call = True
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)

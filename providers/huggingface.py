@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from providers.openai_compat import OpenAICompatibleProvider
+from utils.chat import JSON, TOOLS
 from utils.quota import Quota, parse_reset
 
 
@@ -25,6 +26,7 @@ class HuggingFaceProvider(OpenAICompatibleProvider):
     env_prefix, key_setting = "HF", "HF_TOKEN"
     default_base_url = "https://router.huggingface.co/v1"
     default_model = "meta-llama/Llama-3.1-8B-Instruct"
+    capabilities = frozenset({TOOLS, JSON})
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)

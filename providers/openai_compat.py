@@ -11,17 +11,18 @@ import requests
 from providers.base import Provider
 from providers.errors import parse_retry_after, read_error_body, status_error
 from utils import wire
-from utils.chat import ChatRequest, Chunk, Usage
+from utils.chat import ChatRequest, Chunk, Image, Message, ToolCallDelta, Usage
 from utils.errors import ProviderError
 
 # OpenAI request options each of these providers accepts as they are.
-PASSED_OPTIONS = ("temperature", "top_p", "max_tokens", "stop", "seed", "user")
+PASSED_OPTIONS = ("temperature", "top_p", "max_tokens", "stop", "seed", "user", "presence_penalty",
+                  "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls", "response_format")
 
 
 def to_upstream(request: ChatRequest, model: str, *, stream: bool, max_tokens_cap: int = 0) -> dict:
     body = {
         "model": model,
-        "messages": [{"role": m.role, "content": m.content} for m in request.messages],
+        "messages": [message_body(m) for m in request.messages],
         "stream": stream,
     }
     body.update((k, v) for k, v in request.options.items() if k in PASSED_OPTIONS and v is not None)
@@ -30,6 +31,44 @@ def to_upstream(request: ChatRequest, model: str, *, stream: bool, max_tokens_ca
     if stream:
         body["stream_options"] = {"include_usage": True}
     return body
+
+
+def message_body(message: Message) -> dict:
+    """One message in OpenAI's shape, as these providers take it."""
+    if message.role == "tool":
+        body = {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+        return {**body, "name": message.name} if message.name else body
+    body = {"role": message.role, "content": [content_part(part) for part in message.parts] if message.parts
+            else message.content}
+    if message.tool_calls:
+        body["content"] = message.content or None
+        body["tool_calls"] = [{"id": call.id, "type": "function",
+                               "function": {"name": call.name, "arguments": call.arguments}}
+                              for call in message.tool_calls]
+    return body
+
+
+def content_part(part: str | Image) -> dict:
+    if isinstance(part, str):
+        return {"type": "text", "text": part}
+    image = {"url": part.url, **({"detail": part.detail} if part.detail else {})}
+    return {"type": "image_url", "image_url": image}
+
+
+def parse_tool_calls(calls) -> tuple[ToolCallDelta, ...]:
+    """Tool call pieces from a stream's `delta.tool_calls` (each with its `index`) or a whole answer's
+    `message.tool_calls` (whole calls, in order)."""
+    deltas = []
+    for position, call in enumerate(wire.seq(calls, "tool_calls")):
+        call = wire.obj(call, "tool_calls[]")
+        function = wire.obj(call.get("function"), "tool_calls[].function")
+        index = call.get("index", position)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 1000:
+            raise wire.malformed("tool_calls[].index", "is not a small whole number")
+        deltas.append(ToolCallDelta(index, wire.optional_text(call.get("id"), "tool_calls[].id"),
+                                    wire.optional_text(function.get("name"), "tool_calls[].function.name"),
+                                    wire.text(function.get("arguments"), "tool_calls[].function.arguments")))
+    return tuple(deltas)
 
 
 def parse_chunk(event: dict) -> Chunk | None:
@@ -51,19 +90,25 @@ def parse_chunk(event: dict) -> Chunk | None:
     reasoning = (wire.text(delta.get("reasoning"), "delta.reasoning")
                  or wire.text(delta.get("reasoning_content"), "delta.reasoning_content"))
     finish_reason = wire.optional_text(choice.get("finish_reason"), "finish_reason")
+    tool_calls = parse_tool_calls(delta.get("tool_calls"))
     if not usage:  # None for a chunk with nothing to pass on, such as the role-only first one
-        return Chunk(text, reasoning, finish_reason) if text or reasoning or finish_reason is not None else None
+        if text or reasoning or tool_calls or finish_reason is not None:
+            return Chunk(text, reasoning, finish_reason, None, tool_calls)
+        return None
     return Chunk(text, reasoning, finish_reason,
                  Usage(wire.token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
-                       wire.token_count(usage.get("completion_tokens"), "usage.completion_tokens")))
+                       wire.token_count(usage.get("completion_tokens"), "usage.completion_tokens")), tool_calls)
 
 
 class OpenAICompatibleProvider(Provider):
     # Extra request fields one provider wants (e.g. OpenRouter's `usage: {include: true}`).
     extra_body: dict = {}
+    # A provider that refuses `response_format` on a stream gets a plain call, answered whole.
+    json_needs_plain_call = False
 
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
-        body = to_upstream(request, request.model or self.model, stream=True,
+        stream = not (self.json_needs_plain_call and "response_format" in request.options)
+        body = to_upstream(request, request.model or self.model, stream=stream,
                            max_tokens_cap=self.settings.max_tokens)
         body.update(self.extra_body)
         return f"{self.settings.base_url}/chat/completions", self.headers(), body

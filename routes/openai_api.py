@@ -8,22 +8,17 @@ model id is that provider.
 """
 from __future__ import annotations
 
-import json
-import time
-import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from providers.base import Provider
-from utils.chat import Chunk, Usage
-from utils.disconnect import ClientGone
-from utils.dispatch import StreamBroken, answer_headers, authenticate_caller, open_answer, whole_answer
-from utils.errors import NotFound, ProviderError
+from routes.openai_answer import ChunkEncoder, Envelope, completion_body, has_output, stream_chunks
+from utils.dispatch import answer_headers, authenticate_caller, open_answer, whole_answer
+from utils.errors import NotFound
 from utils.limits import chat_limit
-from utils.relay import Answer
-from utils.validation import parse_completion_request, read_json_object
+from utils.openai_request import parse_completion_request
+from utils.validation import read_json_object
 
 bp = Blueprint("openai_api", __name__, url_prefix="/v1")
 bp.before_request(authenticate_caller)
@@ -31,12 +26,6 @@ bp.before_request(authenticate_caller)
 AUTO = "auto"
 OWNER = "gateway"  # `owned_by` of the models that are not one provider's
 MODELS_CREATED = 1767225600  # /v1/models `created`: a fixed date (2026-01-01), as the ids do not change at run time
-DONE = b"data: [DONE]\n\n"
-COMPACT = (",", ":")  # json.dumps separators: the pre-encoded parts of a chunk are compact too
-# Providers' finish reasons (Gemini's lowercased) in OpenAI's words; anything else reads as a normal stop.
-FINISH_REASONS = {"stop": "stop", "length": "length", "max_tokens": "length", "content_filter": "content_filter",
-                  "safety": "content_filter", "recitation": "content_filter", "blocklist": "content_filter",
-                  "prohibited_content": "content_filter", "spii": "content_filter"}
 
 
 @bp.post("/chat/completions")
@@ -98,95 +87,3 @@ def resolve_model(name: str | None) -> tuple[Provider | None, str | None]:
         raise NotFound(f"The model `{name}` is not offered: provider '{provider.id}' has no API key configured "
                        "on this gateway.", param="model", code="model_not_found")
     return provider, model
-
-
-def has_output(chunk: Chunk) -> bool:
-    # Reasoning is part of an OpenAI answer (`reasoning_content`), so it counts as the first byte sent.
-    return bool(chunk.text or chunk.reasoning)
-
-
-def finish_reason(reason: str | None) -> str:
-    return FINISH_REASONS.get(reason or "stop", "stop")
-
-
-def usage_body(usage: Usage | None) -> dict:
-    usage = usage or Usage()
-    return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-            "total_tokens": usage.prompt_tokens + usage.completion_tokens}
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """What every object of one completion repeats: its id, creation time and the upstream model id."""
-    id: str
-    created: int
-    model: str
-
-    @classmethod
-    def new(cls, model: str) -> Envelope:
-        return cls(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model)
-
-
-def completion_body(answer: Answer, chunks: list[Chunk], envelope: Envelope) -> dict:
-    """The whole answer as one `chat.completion`."""
-    message = {"role": "assistant", "content": "".join(chunk.text for chunk in chunks)}
-    reasoning = "".join(chunk.reasoning for chunk in chunks)
-    if reasoning:
-        message["reasoning_content"] = reasoning
-    return {"id": envelope.id, "object": "chat.completion", "created": envelope.created, "model": envelope.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None,
-                         "finish_reason": finish_reason(answer.finish_reason)}],
-            "usage": usage_body(answer.usage)}
-
-
-class ChunkEncoder:
-    """`chat.completion.chunk` SSE events for one completion. The bytes around a delta are encoded once,
-    so each text delta costs one json.dumps of the text itself."""
-
-    def __init__(self, envelope: Envelope):
-        head = json.dumps({"id": envelope.id, "object": "chat.completion.chunk", "created": envelope.created,
-                           "model": envelope.model}, separators=COMPACT)[:-1]
-        self._head = f"data: {head},".encode()
-        self._delta = self._head + b'"choices":[{"index":0,"delta":{'
-        self._end = b'},"logprobs":null,"finish_reason":null}]}\n\n'
-        self.role = self._delta + b'"role":"assistant","content":""' + self._end
-
-    def content(self, text: str) -> bytes:
-        return b"".join((self._delta, b'"content":', json.dumps(text).encode(), self._end))
-
-    def reasoning(self, text: str) -> bytes:
-        return b"".join((self._delta, b'"reasoning_content":', json.dumps(text).encode(), self._end))
-
-    def finish(self, reason: str) -> bytes:
-        return self._delta + b'},"logprobs":null,"finish_reason":"' + reason.encode() + b'"}]}\n\n'
-
-    def usage(self, usage: Usage | None) -> bytes:
-        usage_json = json.dumps(usage_body(usage), separators=COMPACT).encode()
-        return self._head + b'"choices":[],"usage":' + usage_json + b"}\n\n"
-
-    @staticmethod
-    def error(message: str) -> bytes:
-        error = {"message": message, "type": "server_error", "param": None, "code": "provider_error"}
-        return b"data: " + json.dumps({"error": error}, separators=COMPACT).encode() + b"\n\n"
-
-
-def stream_chunks(answer: Answer, encoder: ChunkEncoder, include_usage: bool) -> Iterator[bytes]:
-    """The answer as it arrives, reasoning and text in their own deltas. A provider failing mid-stream
-    cannot be hidden any more: it is reported as one last event carrying `error`, which OpenAI's SDKs
-    raise as APIError, and the stream ends there."""
-    yield encoder.role
-    try:
-        for chunk in answer:
-            if chunk.reasoning:
-                yield encoder.reasoning(chunk.reasoning)
-            if chunk.text:
-                yield encoder.content(chunk.text)
-    except ProviderError:
-        yield encoder.error(f"{answer.provider.name} failed mid-stream; the answer is incomplete")
-        return
-    except ClientGone:
-        raise StreamBroken() from None
-    yield encoder.finish(finish_reason(answer.finish_reason))
-    if include_usage:
-        yield encoder.usage(answer.usage)
-    yield DONE

@@ -1,7 +1,15 @@
 import pytest
 
+from app import create_app
 from tests.fakeprovider import FakeProviders
 from tests.gateway import Gateway, fake_env
+from utils.router import Router
+from utils.settings import ProviderSettings, Settings, default_providers
+from utils.state import LocalStore
+
+# The keys an in-process gateway built by `make_settings` accepts: the admin's, and one public key.
+MASTER = "master-key"
+PUBLIC = "public-key"
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +39,73 @@ def start_gateway(fake, tmp_path):
     yield start
     for gateway in started:
         gateway.kill()
+
+
+@pytest.fixture
+def make_settings(fake, tmp_path):
+    """Settings for a gateway in this process: the named providers answer from the fake server (the others
+    have no key), MASTER and PUBLIC are accepted, keys live in a SQLite file of this test's own."""
+    def make(providers=("groq", "gemini"), **overrides) -> Settings:
+        configured = tuple(
+            ProviderSettings(p.id, f"{p.id}-secret", fake.base_url(p.id), p.model) if p.id in providers else p
+            for p in default_providers())
+        defaults = {"master_api_key": MASTER, "public_api_keys": (PUBLIC,),
+                    "database_url": f"sqlite:///{tmp_path / 'keys.db'}"}
+        return Settings(providers=configured, **{**defaults, **overrides})
+    return make
+
+
+@pytest.fixture
+def make_app(make_settings):
+    """Build apps from `make_settings(**overrides)`; each one's key store is closed after the test."""
+    apps = []
+
+    def make(**overrides):
+        apps.append(create_app(make_settings(**overrides)))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        # Stops the key-usage flusher thread and lets go of the SQLite file before tmp_path is removed.
+        app.extensions["keys"].close()
+
+
+@pytest.fixture
+def make_client(make_app):
+    """Flask test clients of apps built from `make_settings(**overrides)`."""
+    def make(**overrides):
+        return make_app(**overrides).test_client()
+    return make
+
+
+@pytest.fixture
+def client(make_client):
+    return make_client()
+
+
+class FakeClock:
+    """Time that moves only when a test moves it, so back-offs and resets need no sleeping."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def make_router(clock):
+    """A Router over the given providers on the fake clock, with per-process state of its own unless given a
+    store to share (two routers on one store are two workers on one Redis)."""
+    def make(providers, *, store=None, failure_threshold=3, failure_cooldown=30.0, probe_seconds=35.0) -> Router:
+        return Router(tuple(providers), store or LocalStore(), failure_threshold=failure_threshold,
+                      failure_cooldown=failure_cooldown, probe_seconds=probe_seconds, clock=clock)
+    return make

@@ -1,34 +1,10 @@
 """The HTTP contract through Flask's test client: auth, validation, limits, admin, error bodies."""
 import pytest
 
-from app import create_app
+from tests.conftest import MASTER, PUBLIC
 from tests.fakeprovider import Reply
-from utils.settings import ProviderSettings, Settings, default_providers
 
-MASTER = "master-key"
-PUBLIC = "public-key"
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-def fake_settings(fake, tmp_path, providers=("groq", "gemini"), **overrides) -> Settings:
-    configured = tuple(
-        ProviderSettings(p.id, f"{p.id}-secret", fake.base_url(p.id), p.model) if p.id in providers else p
-        for p in default_providers())
-    defaults = dict(master_api_key=MASTER, public_api_keys=(PUBLIC,), database_url=f"sqlite:///{tmp_path / 'keys.db'}")
-    return Settings(providers=configured, **{**defaults, **overrides})
-
-
-@pytest.fixture
-def make_client(fake, tmp_path):
-    def make(**overrides):
-        app = create_app(fake_settings(fake, tmp_path, **overrides))
-        return app.test_client()
-    return make
-
-
-@pytest.fixture
-def client(make_client):
-    return make_client()
 
 
 def auth(key=MASTER):
@@ -117,7 +93,7 @@ def test_bodies_that_are_not_json_get_clear_errors(client):
     assert (array.status_code, array.json["error"]) == (400, "Request body must be a JSON object")
     form = client.post("/chat", data="messages=hi", headers=auth())
     assert (form.status_code, form.json["status"]) == (415, 415)
-    huge = client.post("/chat", data=b"x" * (5 * 1024 * 1024), headers={**auth(), "Content-Type": "application/json"})
+    huge = client.post("/chat", data=b"x" * (9 * 1024 * 1024), headers={**auth(), "Content-Type": "application/json"})
     assert (huge.status_code, huge.json) == (413, {"error": "Request body too large", "status": 413})
 
 

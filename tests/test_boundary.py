@@ -18,7 +18,8 @@ from utils.errors import ProviderError
 from utils.keys import KeyStore
 from utils.settings import ProviderSettings, Settings, SettingsError, load_settings
 from utils.upstream import Upstream
-from utils.validation import MODEL_ID, parse_completion_request
+from utils.openai_request import parse_completion_request
+from utils.validation import MODEL_ID
 
 GROQ_KEY = "gsk_boundary_test_key_0123456789"
 GROQ_URL = "https://api.groq.test/openai/v1"

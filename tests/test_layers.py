@@ -18,8 +18,8 @@ LAYERS = (
     ("providers", {"providers"}),
     ("settings and bookkeeping", {"utils.settings", "utils.keys", "utils.metrics", "utils.prometheus"}),
     ("router and relay", {"utils.circuits", "utils.router", "utils.relay", "utils.model_watch"}),
-    ("request orchestration", {"utils.auth", "utils.limits", "utils.validation", "utils.requestlog",
-                               "utils.dispatch"}),
+    ("request orchestration", {"utils.auth", "utils.limits", "utils.validation", "utils.openai_request",
+                               "utils.requestlog", "utils.dispatch"}),
     ("views", {"routes"}),
     ("the factory", {"app"}),
 )

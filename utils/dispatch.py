@@ -60,13 +60,20 @@ def whole_answer(chat_request: ChatRequest, named: str | None, *,
 
 def plan(chat_request: ChatRequest, named: str | None, fallback: bool) -> list[Provider]:
     """The providers to try, in order: the one named (and with `fallback` the rotation after it), else
-    the rotation."""
+    the rotation; only providers whose model can do what the request needs (tools, JSON, images)."""
     ext = current_app.extensions
     settings, router = ext["settings"], ext["router"]
+    reasons = {p.id: p.cannot_serve(chat_request) for p in router.configured}
+    able = [p for p in router.configured if reasons[p.id] is None]
+    if named is not None and reasons.get(named):
+        raise ValidationError(reasons[named], param="model")
+    if router.configured and not able:
+        raise ValidationError("No provider on this gateway can serve this request: "
+                              + "; ".join(reasons.values()), param="model")
     if named is not None:
         return router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts,
-                                 tokens=chat_request.estimated_tokens)
-    return router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens)
+                                 tokens=chat_request.estimated_tokens, among=able)
+    return router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens, among=able)
 
 
 def answer_headers(answer: Answer) -> dict:

@@ -48,9 +48,9 @@ class Answer:
         stop_watching = watch_client(self._client)
         try:
             if self._first is not None:
-                yield self._track(self._first)
+                yield self.track(self._first)
             for chunk in self._chunks:
-                yield self._track(chunk)
+                yield self.track(chunk)
             self.outcome = "ok"
         except ProviderError as exc:
             self.outcome = "midstream"
@@ -67,7 +67,7 @@ class Answer:
             except GatewayError as exc:  # e.g. Redis went away: the answer itself was delivered
                 log.error("could not record a finished answer", extra={"reason": exc.message})
 
-    def _track(self, chunk: Chunk) -> Chunk:
+    def track(self, chunk: Chunk) -> Chunk:
         self.usage = chunk.usage or self.usage
         self.finish_reason = chunk.finish_reason or self.finish_reason
         return chunk
@@ -128,8 +128,13 @@ class Relay:
             log.debug("trying provider", extra={"service": provider.name, "attempt": attempt})
             self.router.attempting(provider)
             chunks = provider.stream(request, observe=partial(self.router.observe, provider))
+            first, skipped = None, []  # chunks before the first visible one: their usage and finish count
             try:
-                first = next((chunk for chunk in chunks if visible(chunk)), None)
+                for chunk in chunks:
+                    if visible(chunk):
+                        first = chunk
+                        break
+                    skipped.append(chunk)
             except ProviderError as exc:
                 chunks.close()
                 last = attempt == tried + len(plan) or not exc.retryable
@@ -143,7 +148,10 @@ class Relay:
                 raise
             if attempt > 1:
                 self.router.answered_instead(provider)
-            return Answer(self, provider, chunks, first, attempt, started, key_hash, client)
+            answer = Answer(self, provider, chunks, first, attempt, started, key_hash, client)
+            for chunk in skipped:
+                answer.track(chunk)
+            return answer
         raise UpstreamFailed(f"All providers failed ({tried + len(plan)} tried)")
 
     def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:

@@ -41,18 +41,22 @@ class Router:
         # Circuits as last read by this process: lets a success skip a write when all was well.
         self._seen: dict[str, Circuit] = {}
         self._quotas: dict[str, QuotaState] = {}
+        # Providers whose probe this process is running (so only it lifts the probe's hold).
+        self._probing: set[str] = set()
 
     def by_id(self, provider_id: str) -> Provider | None:
         return next((p for p in self.providers if p.id == provider_id), None)
 
-    def plan(self, max_attempts: int = 0, tokens: int = 0) -> list[Provider]:
+    def plan(self, max_attempts: int = 0, tokens: int = 0, among: list[Provider] | None = None) -> list[Provider]:
         """The providers to try for one request of about `tokens` prompt tokens, in order: the next
-        available one in the rotation first, then those after it. Advances the rotation by one."""
-        available = self._available(tokens)
+        available one in the rotation first, then those after it. Advances the rotation by one.
+        `among` keeps only the providers able to serve the request."""
+        available = self._available(tokens, among)
         first = self.store.advance(ROTATION, [self.configured.index(p) for p in available], len(self.configured))
         return self._after(first - 1, available, max_attempts)
 
-    def plan_named(self, provider_id: str, *, fallback: bool, max_attempts: int = 0, tokens: int = 0) -> list[Provider]:
+    def plan_named(self, provider_id: str, *, fallback: bool, max_attempts: int = 0, tokens: int = 0,
+                   among: list[Provider] | None = None) -> list[Provider]:
         """The plan when the caller named a provider: that one even while it cools down (it was asked
         for), or with `fallback` that one if available and then the rotation after it."""
         provider = self.by_id(provider_id)
@@ -62,15 +66,16 @@ class Router:
         if not provider.configured:
             raise ValidationError(f"Provider '{provider_id}' is not configured on this gateway")
         if not fallback:
+            self._read()  # what this process knows of its circuit stays current (a probe, a success)
             return [provider]
-        return self._after(self.configured.index(provider) - 1, self._available(tokens), max_attempts)
+        return self._after(self.configured.index(provider) - 1, self._available(tokens, among), max_attempts)
 
-    def _available(self, tokens: int) -> list[Provider]:
-        """Configured providers neither cooling down nor out of quota for this request."""
+    def _available(self, tokens: int, among: list[Provider] | None = None) -> list[Provider]:
+        """Configured providers (of `among`) neither cooling down nor out of quota for this request."""
         if not self.configured:
             raise NoProviders()
         now, circuits = self.clock(), self._read()
-        available = [p for p in self.configured
+        available = [p for p in (self.configured if among is None else among)
                      if circuits[p.id].until <= now and self._quotas[p.id].exhausted_until(now, tokens) <= now]
         if not available:
             raise NoProviders("All providers are cooling down; try again later")
@@ -82,23 +87,30 @@ class Router:
         return [p for p in ring if p in available][:max_attempts or count]
 
     def attempting(self, provider: Provider) -> None:
-        circuit = self._seen.get(provider.id)
-        if circuit and circuit.openings:  # after a back-off: this request is the probe; others wait for it
-            circuit.until = self.clock() + self.probe_seconds
+        circuit, now = self._seen.get(provider.id), self.clock()
+        # After a back-off has run out this request is the probe, and others wait for it. A provider
+        # still resting (asked for by name) keeps its rest: naming it must not cut the back-off short.
+        if circuit and circuit.openings and circuit.until <= now:
+            circuit.until = now + self.probe_seconds
+            self._probing.add(provider.id)
             self._write(provider, circuit)
 
     def succeeded(self, provider: Provider) -> None:
-        seen = self._seen.get(provider.id)
-        if seen is None or seen != Circuit():
-            if seen and (seen.openings or seen.until):
+        self._probing.discard(provider.id)
+        # Read afresh: another worker may have opened the circuit while this answer streamed.
+        seen = self._read()[provider.id]
+        if seen != Circuit():
+            if seen.openings or seen.until:
                 log.info("provider is back", extra={"service": provider.name})
             self._write(provider, Circuit())
 
     def failed(self, provider: Provider, error: ProviderError) -> None:
         quota = error.quota
         self.observe(provider, quota)
-        if not error.retryable:  # the request was at fault, not the provider: its health is unchanged
-            return
+        # The request was at fault, or asked for what this provider's model lacks: its health is unchanged.
+        if not error.retryable or error.kind == "unsupported":
+            return self.released(provider)
+        self._probing.discard(provider.id)
         circuit = self._read()[provider.id]
         now = self.clock()
         circuit.reason, circuit.detail = error.kind, ""
@@ -168,9 +180,11 @@ class Router:
         self.store.set_cursor(ROTATION, self.configured.index(provider))
 
     def released(self, provider: Provider) -> None:
-        """A request ended without a verdict on the provider (the client left): lift a probe's hold."""
+        """A request ended without a verdict on the provider (the client left): lift the hold of a probe
+        this process started, and nothing else."""
         circuit = self._seen.get(provider.id)
-        if circuit and circuit.openings:
+        if provider.id in self._probing and circuit:
+            self._probing.discard(provider.id)
             circuit.until = 0.0
             self._write(provider, circuit)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from providers import PROVIDER_CLASSES
-from providers.base import ProviderSettings
+from providers.base import CAPABILITIES, ProviderSettings
 
 
 class SettingsError(ValueError):
@@ -97,6 +97,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             base_url=env.url(f"{cls.env_prefix}_BASE_URL", cls.default_base_url),
             model=env.str(f"{cls.env_prefix}_MODEL") or cls.default_model,
             max_tokens=env.int(f"{cls.env_prefix}_MAX_TOKENS", 0),
+            capabilities=frozenset(need for need in CAPABILITIES
+                                   if env.bool(f"{cls.env_prefix}_{need.upper()}", need in cls.capabilities)),
         )
         for cls in PROVIDER_CLASSES
     )

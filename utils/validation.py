@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 
 import gevent
 from flask import Request
@@ -17,10 +16,6 @@ from utils.errors import GatewayError, ValidationError
 MAX_MESSAGES = 50
 MAX_CONTENT_CHARS = 10_000
 ROLES = ("user", "assistant", "system")
-CONTRACT_ROLES = {role: role for role in ROLES}
-# /v1 also takes `developer`, OpenAI's newer name for system instructions, which current OpenAI clients send.
-OPENAI_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
-MAX_STOP_SEQUENCES = 4  # OpenAI's own limit
 # Model ids a client may name: letters, digits and . _ : / @ + -, at most 200 characters, and no `.` or
 # `..` path segment. They are data: a provider that puts the id in its URL gets it as one escaped segment.
 MODEL_ID = re.compile(r"(?!(?:.*/)?\.{1,2}(?:/|$))[A-Za-z0-9._:/@+-]{1,200}")
@@ -91,86 +86,34 @@ def model_id(value: str | None, param: str = "model") -> str | None:
     return value
 
 
-def parse_messages(messages, *, openai: bool = False) -> tuple[Message, ...]:
-    """The contract's messages; with `openai`, also OpenAI's `developer` role and content given as a list
-    of text parts."""
+def parse_messages(messages) -> tuple[Message, ...]:
+    """The contract's messages (/chat); the OpenAI API's richer ones are read by utils/openai_request.py."""
     if not isinstance(messages, list):
         raise ValidationError("messages must be an array", param="messages")
     if not messages:
         raise ValidationError("messages must not be empty", param="messages")
     if len(messages) > MAX_MESSAGES:
         raise ValidationError(f"messages must contain at most {MAX_MESSAGES} items", param="messages")
-    return tuple(parse_message(i, m, openai) for i, m in enumerate(messages))
+    return tuple(parse_message(i, m) for i, m in enumerate(messages))
 
 
-def parse_message(index: int, message, openai: bool = False) -> Message:
+def parse_message(index: int, message) -> Message:
     if not isinstance(message, dict):
         raise ValidationError(f"messages[{index}] must be an object with role and content", param=f"messages[{index}]")
-    roles = OPENAI_ROLES if openai else CONTRACT_ROLES
     role, content = message.get("role"), message.get("content")
-    if not isinstance(role, str) or role not in roles:  # a list or object cannot even be looked up
-        raise ValidationError(f"messages[{index}].role must be one of {', '.join(roles)}",
+    if not isinstance(role, str) or role not in ROLES:  # a list or object cannot even be looked up
+        raise ValidationError(f"messages[{index}].role must be one of {', '.join(ROLES)}",
                               param=f"messages[{index}].role")
-    if openai and isinstance(content, list):
-        content = join_text_parts(index, content)
     if not isinstance(content, str):
-        raise ValidationError(f"messages[{index}].content must be a string" + (
-            " or a list of text parts" if openai else ""), param=f"messages[{index}].content")
+        raise ValidationError(f"messages[{index}].content must be a string", param=f"messages[{index}].content")
     if len(content) > MAX_CONTENT_CHARS:
         raise ValidationError(f"messages[{index}].content must be at most {MAX_CONTENT_CHARS} characters",
                               param=f"messages[{index}].content")
-    return Message(roles[role], content)
-
-
-def join_text_parts(index: int, parts: list) -> str:
-    """OpenAI's `[{"type": "text", "text": ...}, ...]` as one string. The providers here take text only, so
-    an image or audio part is refused rather than silently dropped."""
-    texts = []
-    for n, part in enumerate(parts):
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise ValidationError(f"messages[{index}].content[{n}] must be a text part "
-                                  '({"type": "text", "text": "..."}); only text is supported',
-                                  param=f"messages[{index}].content[{n}]")
-        texts.append(part["text"])
-    return "\n".join(texts)  # parts are separate passages: keep them apart
+    return Message(role, content)
 
 
 def parse_chat_request(body: dict) -> ChatRequest:
     return ChatRequest(messages=parse_messages(body.get("messages")))
-
-
-@dataclass(frozen=True)
-class CompletionRequest:
-    """An OpenAI `chat.completions` request: the chat itself, plus what only the /v1 layer acts on."""
-    chat: ChatRequest
-    model: str | None  # as the client named it; None = auto
-    stream: bool
-    include_usage: bool
-
-
-def parse_completion_request(body: dict) -> CompletionRequest:
-    """OpenAI's request body; unknown fields are ignored as OpenAI-compatible servers do, and null means
-    absent. `max_completion_tokens` (OpenAI's newer name) wins over `max_tokens`; both reach providers as
-    `max_tokens`."""
-    model = model_id(optional(body, "model", str, "a string"))
-    stream_options = optional(body, "stream_options", dict, "an object") or {}
-    max_tokens = positive_int(body, "max_tokens")
-    options = {
-        "temperature": number_between(body, "temperature", 0, 2),
-        "top_p": number_between(body, "top_p", 0, 1),
-        "max_tokens": positive_int(body, "max_completion_tokens") or max_tokens,
-        "stop": stop_sequences(body),
-        "seed": integer(body, "seed", "an integer"),
-        "user": optional(body, "user", str, "a string"),
-    }
-    return CompletionRequest(
-        chat=ChatRequest(parse_messages(body.get("messages"), openai=True),
-                         options={k: v for k, v in options.items() if v is not None}),
-        model=model,
-        stream=bool(optional(body, "stream", bool, "a boolean")),
-        include_usage=bool(optional(stream_options, "include_usage", bool, "a boolean",
-                                    param="stream_options.include_usage")),
-    )
 
 
 def optional(body: dict, name: str, kind: type | tuple[type, ...], described: str, *, param: str | None = None):
@@ -203,12 +146,3 @@ def positive_int(body: dict, name: str) -> int | None:
     if value is not None and value < 1:
         raise ValidationError(f"{name} must be a positive integer", param=name)
     return value
-
-
-def stop_sequences(body: dict) -> str | list[str] | None:
-    stop = body.get("stop")
-    if stop is None or isinstance(stop, str):
-        return stop or None
-    if not isinstance(stop, list) or len(stop) > MAX_STOP_SEQUENCES or not all(isinstance(s, str) for s in stop):
-        raise ValidationError(f"stop must be a string or a list of up to {MAX_STOP_SEQUENCES} strings", param="stop")
-    return stop or None

@@ -10,7 +10,7 @@ from flask import Flask
 from flask_cors import CORS
 
 from providers import build_providers
-from routes import admin, chat, health, metrics, openai_api, openapi
+from routes import admin, chat, embeddings, health, metrics, openai_api, openapi
 from routes.errors import register_error_handlers
 from utils.keys import KeyStore
 from utils.limits import init_limits
@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.before_request(partial(read_body, settings.body_timeout))
     app.after_request(add_security_headers)
     register_error_handlers(app)
-    for module in (chat, openai_api, health, metrics, admin, openapi):
+    for module in (chat, openai_api, embeddings, health, metrics, admin, openapi):
         app.register_blueprint(module.bp)
     init_limits(app, settings)  # after the blueprints: it limits the views they declare limited
 

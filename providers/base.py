@@ -36,6 +36,8 @@ class ProviderSettings:
     max_tokens: int = 0
     # What the configured model can do (<P>_TOOLS, _JSON, _VISION); None: the provider's defaults.
     capabilities: frozenset[str] | None = None
+    # The model /v1/embeddings uses on this provider (<P>_EMBEDDING_MODEL); None: no embeddings here.
+    embedding_model: str | None = None
 
     @property
     def configured(self) -> bool:
@@ -64,7 +66,7 @@ class Provider:
     def setting_names(cls) -> tuple[str, ...]:
         prefix = cls.env_prefix
         return (cls.key_setting, f"{prefix}_BASE_URL", f"{prefix}_MODEL", f"{prefix}_MAX_TOKENS",
-                *(f"{prefix}_{need.upper()}" for need in CAPABILITIES))
+                *(f"{prefix}_{need.upper()}" for need in CAPABILITIES), f"{prefix}_EMBEDDING_MODEL")
 
     @classmethod
     def default_settings(cls) -> ProviderSettings:
@@ -110,7 +112,7 @@ class Provider:
         response = self.upstream.post(url, headers=headers, json=body)
         try:
             if response.status_code >= 300:  # 3xx included: a redirect is never followed
-                raise self.client_model_error(request, self.failure(response))
+                raise self.client_model_error(request.model, self.model, self.failure(response))
             if "html" in response.headers.get("content-type", "").lower():
                 raise ProviderError("the provider answered with a web page, not an event stream", kind="malformed",
                                     upstream_status=response.status_code)
@@ -164,13 +166,13 @@ class Provider:
         error.args = (error.message,)
         return error
 
-    def client_model_error(self, request: ChatRequest, error: ProviderError) -> ProviderError:
-        """A model the client chose that the provider does not offer is the client's mistake: a 404 to
-        that client alone, leaving the provider's health as it was. Only the configured model missing
-        says the operator must act."""
-        if not (error.model_gone and request.model and request.model != self.model):
+    def client_model_error(self, asked: str | None, configured: str, error: ProviderError) -> ProviderError:
+        """A model the client chose (`asked`) that the provider does not offer is the client's mistake: a
+        404 to that client alone, leaving the provider's health as it was. Only the configured model
+        missing says the operator must act."""
+        if not (error.model_gone and asked and asked != configured):
             return error
-        return ProviderError(f"The model `{request.model}` does not exist on {self.name}, or this gateway's "
+        return ProviderError(f"The model `{asked}` does not exist on {self.name}, or this gateway's "
                              "account has no access to it", upstream_status=error.upstream_status, retryable=False,
                              kind="model_not_found", status=404, code="model_not_found", param="model")
 

@@ -9,6 +9,7 @@ import time
 import requests
 
 from providers.base import Provider
+from providers.embeddings import Embeddings, vector
 from providers.errors import parse_retry_after, read_error_body, status_error
 from utils import wire
 from utils.chat import ChatRequest, Chunk, Image, Message, ToolCallDelta, Usage
@@ -127,6 +128,22 @@ class OpenAICompatibleProvider(Provider):
 
     def headers(self) -> dict:
         return {"Authorization": f"Bearer {self.settings.api_key}"}
+
+    def embeddings_request(self, texts: list[str], model: str, dimensions: int | None) -> tuple[str, dict, dict]:
+        body = {"model": model, "input": texts, "encoding_format": "float",
+                **({"dimensions": dimensions} if dimensions else {})}
+        return f"{self.settings.base_url}/embeddings", self.headers(), body
+
+    def parse_embeddings(self, body) -> Embeddings:
+        """OpenAI's `{"data": [{"index", "embedding"}], "usage": {"prompt_tokens"}}`, put in index order."""
+        body = wire.obj(body, "embeddings")
+        items = [wire.obj(item, "data[]") for item in wire.seq(body.get("data"), "data")]
+        order = [item.get("index", n) for n, item in enumerate(items)]
+        if sorted(order) != list(range(len(items))):
+            raise wire.malformed("data[].index", "does not number the inputs")
+        vectors = [vector(item.get("embedding"), "data[].embedding") for _, item in sorted(zip(order, items))]
+        usage = wire.obj(body.get("usage"), "usage")
+        return Embeddings(vectors, wire.token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"))
 
     def parse_event(self, event: dict) -> Chunk | None:
         return parse_chunk(event)

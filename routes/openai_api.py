@@ -12,9 +12,8 @@ from dataclasses import replace
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from providers.base import Provider
 from routes.openai_answer import ChunkEncoder, Envelope, completion_body, has_output, stream_chunks
-from utils.dispatch import answer_headers, authenticate_caller, open_answer, whole_answer
+from utils.dispatch import AUTO, answer_headers, authenticate_caller, open_answer, resolve_model, whole_answer
 from utils.errors import NotFound
 from utils.limits import chat_limit
 from utils.openai_request import parse_completion_request
@@ -23,7 +22,6 @@ from utils.validation import read_json_object
 bp = Blueprint("openai_api", __name__, url_prefix="/v1")
 bp.before_request(authenticate_caller)
 
-AUTO = "auto"
 OWNER = "gateway"  # `owned_by` of the models that are not one provider's
 MODELS_CREATED = 1767225600  # /v1/models `created`: a fixed date (2026-01-01), as the ids do not change at run time
 
@@ -67,23 +65,3 @@ def offered() -> list[tuple[str, str]]:
 
 def model_card(model_id: str, owner: str) -> dict:
     return {"id": model_id, "object": "model", "created": MODELS_CREATED, "owned_by": owner}
-
-
-def resolve_model(name: str | None) -> tuple[Provider | None, str | None]:
-    """The provider `model` names (None: the rotation) and the model to ask it for (None: its own)."""
-    if name is None or name == AUTO:
-        return None, None
-    router = current_app.extensions["router"]
-    provider, model = router.by_id(name.lower()), None
-    if provider is None:
-        provider = next((p for p in router.configured if p.model == name), None)
-    prefix, _, rest = name.partition("/")
-    if provider is None and rest:
-        provider, model = router.by_id(prefix.lower()), rest
-    if provider is None:
-        raise NotFound(f"The model `{name}` does not exist on this gateway. GET /v1/models lists the models "
-                       "it offers.", param="model", code="model_not_found")
-    if not provider.configured:
-        raise NotFound(f"The model `{name}` is not offered: provider '{provider.id}' has no API key configured "
-                       "on this gateway.", param="model", code="model_not_found")
-    return provider, model

@@ -11,9 +11,10 @@ from flask import current_app, g, request
 from utils.auth import authenticate
 from providers.base import Provider
 from utils.chat import ChatRequest, Chunk
-from utils.errors import ValidationError
+from utils.errors import NotFound, ValidationError
 from utils.relay import Answer
 
+AUTO = "auto"  # the OpenAI `model` that means the rotation
 STREAM_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",  # tells nginx not to buffer this response
@@ -61,9 +62,27 @@ def whole_answer(chat_request: ChatRequest, named: str | None, *,
 def plan(chat_request: ChatRequest, named: str | None, fallback: bool) -> list[Provider]:
     """The providers to try, in order: the one named (and with `fallback` the rotation after it), else
     the rotation; only providers whose model can do what the request needs (tools, JSON, images)."""
+    return plan_among(lambda p: p.cannot_serve(chat_request), named, fallback, chat_request.estimated_tokens)
+
+
+def embed_texts(texts: list[str], named: str | None, model: str | None, dimensions: int | None):
+    """Embeddings from the providers that have an embedding model, with failover."""
+    def cannot_embed(provider: Provider) -> str | None:
+        if provider.settings.embedding_model:
+            return None
+        return f"{provider.name} ({provider.id}) has no embedding model (set {provider.env_prefix}_EMBEDDING_MODEL)"
+    providers = plan_among(cannot_embed, named, False, sum(len(text) for text in texts) // 4)
+    return current_app.extensions["relay"].embeddings(texts, providers, model=model, dimensions=dimensions,
+                                                      key_hash=g.caller.key_hash)
+
+
+def plan_among(cannot: Callable[[Provider], str | None], named: str | None, fallback: bool,
+               tokens: int) -> list[Provider]:
+    """The plan over the configured providers that can serve (`cannot` gives the reason one cannot); a
+    client naming one that cannot, or a request none can serve, is a 400 saying why."""
     ext = current_app.extensions
     settings, router = ext["settings"], ext["router"]
-    reasons = {p.id: p.cannot_serve(chat_request) for p in router.configured}
+    reasons = {p.id: cannot(p) for p in router.configured}
     able = [p for p in router.configured if reasons[p.id] is None]
     if named is not None and reasons.get(named):
         raise ValidationError(reasons[named], param="model")
@@ -71,9 +90,30 @@ def plan(chat_request: ChatRequest, named: str | None, fallback: bool) -> list[P
         raise ValidationError("No provider on this gateway can serve this request: "
                               + "; ".join(reasons.values()), param="model")
     if named is not None:
-        return router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts,
-                                 tokens=chat_request.estimated_tokens, among=able)
-    return router.plan(settings.max_attempts, tokens=chat_request.estimated_tokens, among=able)
+        return router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts, tokens=tokens,
+                                 among=able)
+    return router.plan(settings.max_attempts, tokens=tokens, among=able)
+
+
+def resolve_model(name: str | None) -> tuple[Provider | None, str | None]:
+    """The provider an OpenAI `model` names (None: the rotation) and the model to ask it for (None: its
+    own): `auto`, a provider id (`groq`), `<provider id>/<model>`, or a configured provider's own model."""
+    if name is None or name == AUTO:
+        return None, None
+    router = current_app.extensions["router"]
+    provider, model = router.by_id(name.lower()), None
+    if provider is None:
+        provider = next((p for p in router.configured if p.model == name), None)
+    prefix, _, rest = name.partition("/")
+    if provider is None and rest:
+        provider, model = router.by_id(prefix.lower()), rest
+    if provider is None:
+        raise NotFound(f"The model `{name}` does not exist on this gateway. GET /v1/models lists the models "
+                       "it offers.", param="model", code="model_not_found")
+    if not provider.configured:
+        raise NotFound(f"The model `{name}` is not offered: provider '{provider.id}' has no API key configured "
+                       "on this gateway.", param="model", code="model_not_found")
+    return provider, model
 
 
 def answer_headers(answer: Answer) -> dict:

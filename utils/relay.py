@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 
 from providers.base import Provider
+from providers.embeddings import Embeddings, embed
 from utils.chat import ChatRequest, Chunk, Usage
 from utils.disconnect import watch_client
 from utils.errors import GatewayError, ProviderError, UpstreamFailed
@@ -153,6 +154,32 @@ class Relay:
                 answer.track(chunk)
             return answer
         raise UpstreamFailed(f"All providers failed ({tried + len(plan)} tried)")
+
+    def embeddings(self, texts: list[str], plan: list[Provider], *, model: str | None, dimensions: int | None,
+                   key_hash: str | None = None) -> tuple[Provider, Embeddings, int]:
+        """Embeddings from the first provider in `plan` that answers: the provider, its vectors, and how
+        many providers were tried. Failover, metrics and key usage as for a chat answer."""
+        self.metrics.count_request()
+        for attempt, provider in enumerate(plan, 1):
+            started = time.monotonic()
+            self.router.attempting(provider)
+            try:
+                result = embed(provider, texts, model, dimensions)
+            except ProviderError as exc:
+                self._failed(provider, exc, started, failed_over=exc.retryable and attempt < len(plan))
+                if not exc.retryable:
+                    raise
+                continue
+            except BaseException:  # the client left while we waited: free the provider
+                self.router.released(provider)
+                raise
+            self.router.succeeded(provider)
+            self.metrics.record_attempt(provider.name, ok=True, duration_ms=(time.monotonic() - started) * 1000,
+                                        prompt_tokens=result.prompt_tokens)
+            if key_hash:
+                self.keys.record_use(key_hash, result.prompt_tokens, 0)
+            return provider, result, attempt
+        raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
 
     def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:
         """Record one failed attempt. A request the provider refused as the client's mistake is not the

@@ -99,6 +99,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             max_tokens=env.int(f"{cls.env_prefix}_MAX_TOKENS", 0),
             capabilities=frozenset(need for need in CAPABILITIES
                                    if env.bool(f"{cls.env_prefix}_{need.upper()}", need in cls.capabilities)),
+            embedding_model=env.str(f"{cls.env_prefix}_EMBEDDING_MODEL"),
         )
         for cls in PROVIDER_CLASSES
     )

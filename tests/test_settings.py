@@ -55,7 +55,7 @@ def test_server_defaults():
     assert settings.rate_limit_enabled is True
     assert settings.rate_limit_max == 10
     assert settings.rate_limit_window_ms == 60_000
-    assert settings.database_url.startswith("sqlite:///data/")
+    assert settings.database_url == "sqlite:///data/gateway.db"
     assert settings.redis_url is None
 
 

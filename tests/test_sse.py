@@ -173,8 +173,9 @@ def test_a_long_comment_line_counts_too():
 def test_lines_before_a_line_too_large_are_yielded_when_they_arrive_first():
     payloads = iter_data([b"data: one\n", b"data: " + b"x" * MAX_LINE_BYTES])
     assert next(payloads) == "one"
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError) as caught:
         next(payloads)
+    assert caught.value.kind == "too_large"
 
 
 @pytest.mark.parametrize("body", [b"data: \xff\n", b"data: caf\xc3\n", b"data: \xed\xa0\x80\n", b"data: caf\xc3"],

@@ -1,0 +1,101 @@
+"""The socket under each provider: a stream read as the network cuts it, read no further than asked,
+closed when the reader stops or an error answers, and every transport failure made a retryable
+ProviderError."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import requests
+
+from tests.providers_helpers import (
+    CEREBRAS_STREAM,
+    CEREBRAS_STREAM_URL,
+    GROQ_STREAM_URL,
+    HI,
+    Pieces,
+    arriving,
+    cerebras,
+    groq,
+    groq_chunk,
+    mocked,
+    sse,
+    stream_all,
+    stream_until_error,
+)
+from utils.chat import Chunk, Usage
+
+
+def test_a_stream_cut_into_network_pieces_mid_line_parses_the_same():
+    whole = CEREBRAS_STREAM
+    pieces = [whole[i:i + 7] for i in range(0, len(whole), 7)]
+    with mocked() as rsps:
+        rsps.post(CEREBRAS_STREAM_URL, body=arriving(*pieces), content_type="text/event-stream")
+        chunks = stream_all(cerebras())
+    assert "".join(c.text for c in chunks) == "Paris is the capital."
+    assert chunks[-1] == Chunk(finish_reason="stop", usage=Usage(322, 65))
+
+
+def test_a_chunk_is_yielded_before_the_rest_of_the_stream_is_read():
+    raw = Pieces([sse(groq_chunk({"content": "first"})), sse(groq_chunk({"content": "second"}))])
+    with mocked() as rsps:
+        rsps.post(GROQ_STREAM_URL, body=io.BufferedReader(raw), content_type="text/event-stream")
+        stream = groq().stream(HI)
+        assert next(stream) == Chunk(text="first")
+        assert len(raw.pieces) == 1  # the second piece is still "on the wire"
+        stream.close()
+
+
+def test_closing_the_stream_early_closes_the_upstream_response():
+    reader = arriving(sse(groq_chunk({"content": "first"})), sse(groq_chunk({"content": "second"})))
+    with mocked() as rsps:
+        rsps.post(GROQ_STREAM_URL, body=reader, content_type="text/event-stream")
+        stream = groq().stream(HI)
+        assert next(stream) == Chunk(text="first")
+        assert not reader.closed
+        stream.close()
+        # Checked inside the `with`: on leaving it, RequestsMock drops its responses, which closes them anyway.
+        assert reader.closed
+
+
+def test_an_error_status_closes_the_upstream_response():
+    # A body longer than the gateway reads of an error answer: reading it to its end cannot be what closes it.
+    reader = arriving(b'{"error":{"message":"Invalid API Key","type":"invalid_request_error","code":"invalid_api_key"}}',
+                      *[b" " * 16384] * 8)
+    with mocked() as rsps:
+        rsps.post(GROQ_STREAM_URL, body=reader, status=401, content_type="application/json")
+        _, error = stream_until_error(groq())
+        assert error.message == "upstream answered 401: Invalid API Key"
+        # Checked inside the `with`: on leaving it, RequestsMock drops its responses, which closes them anyway.
+        assert reader.closed
+
+
+def test_a_connection_dropped_mid_stream_raises_broken_after_the_text_before_it():
+    reader = arriving(sse(groq_chunk({"content": "Hel"})), then=ConnectionResetError(104, "Connection reset by peer"))
+    with mocked() as rsps:
+        rsps.post(GROQ_STREAM_URL, body=reader, content_type="text/event-stream")
+        chunks, error = stream_until_error(groq())
+    assert chunks == [Chunk(text="Hel")]
+    assert (error.kind, error.retryable, error.message) == ("broken", True, "the connection to the provider broke")
+
+
+
+@pytest.mark.parametrize("exception, kind, message", [
+    (requests.exceptions.ConnectionError("Failed to establish a new connection: [Errno 111] Connection refused"),
+     "connect", "could not reach the provider"),
+    (requests.exceptions.ConnectTimeout("Connection to api.groq.test timed out. (connect timeout=1)"), "timeout",
+     "connecting to the provider timed out"),
+    (requests.exceptions.ReadTimeout("Read timed out. (read timeout=1)"), "timeout",
+     "the provider stopped sending (read timed out)"),
+    (requests.exceptions.SSLError("certificate verify failed"), "connect", "could not reach the provider"),
+    (requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead"), "broken",
+     "the connection to the provider broke"),
+], ids=["refused", "connect-timeout", "read-timeout", "tls", "chunked"])
+def test_transport_failure_becomes_a_retryable_provider_error(exception, kind, message):
+    with mocked() as rsps:
+        rsps.post(GROQ_STREAM_URL, body=exception)
+        chunks, error = stream_until_error(groq())
+    assert chunks == []
+    assert (error.kind, error.retryable, error.upstream_status, error.status) == (kind, True, 0, 502)
+    # The library's own text (host names, internals) never reaches the message.
+    assert error.message == message

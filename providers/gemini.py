@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -16,16 +16,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 
+from providers import gemini_tools
 from providers.base import Provider
+from providers.embeddings import Embeddings, vector
 from providers.errors import read_error_body, status_error
 from utils import wire
 from utils.chat import JSON, TOOLS, VISION, ChatRequest, Chunk, Usage
 from utils.errors import ProviderError
 from utils.quota import Quota, parse_reset, seconds_until
 
-# OpenAI option -> generationConfig field.
+# OpenAI option -> generationConfig field (`user` has none, and is not sent). A penalty of 0 (the
+# default) is not sent: newer models refuse the field whatever its value (see gemini_tools.PENALTIES).
 GENERATION_CONFIG = {"temperature": "temperature", "top_p": "topP", "max_tokens": "maxOutputTokens",
-                     "stop": "stopSequences", "seed": "seed"}
+                     "stop": "stopSequences", "seed": "seed", "presence_penalty": "presencePenalty",
+                     "frequency_penalty": "frequencyPenalty"}
+# The model's function call was unusable (https://ai.google.dev/api/generate-content#FinishReason): no call
+# to hand the client, so a failure another provider may not repeat ("unsupported": the provider is sound).
+BAD_CALL_FINISHES = ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL")
 
 try:
     PACIFIC = ZoneInfo("America/Los_Angeles")
@@ -39,13 +46,12 @@ _RETRY_IN = re.compile(r"Please retry in ((?:\d+(?:\.\d+)?(?:ms|h|m|s))+)")
 
 def to_upstream(request: ChatRequest, *, max_tokens_cap: int = 0) -> dict:
     system = [m.content for m in request.messages if m.role == "system"]
-    body: dict = {"contents": [
-        {"role": "model" if m.role == "assistant" else "user", "parts": [{"text": m.content}]}
-        for m in request.messages if m.role != "system"
-    ]}
+    body: dict = {"contents": gemini_tools.contents(request.messages), **gemini_tools.tool_fields(request.options)}
     if system:
         body["systemInstruction"] = {"parts": [{"text": text} for text in system]}
-    config = {GENERATION_CONFIG[k]: v for k, v in request.options.items() if k in GENERATION_CONFIG and v is not None}
+    config = {GENERATION_CONFIG[k]: v for k, v in request.options.items()
+              if k in GENERATION_CONFIG and v is not None and not (k in gemini_tools.PENALTIES and v == 0)}
+    config.update(gemini_tools.output_format(request.options))
     if isinstance(config.get("stopSequences"), str):
         config["stopSequences"] = [config["stopSequences"]]
     if max_tokens_cap and not 0 < config.get("maxOutputTokens", 0) <= max_tokens_cap:
@@ -64,22 +70,30 @@ def parse_response(event: dict) -> Chunk | None:
         raise ProviderError(f"provider reported an error mid-stream: {message}"[:300], kind="error_event")
     candidates = wire.seq(event.get("candidates"), "candidates")  # none when the prompt itself is blocked
     candidate = wire.obj(candidates[0], "candidates[0]") if candidates else {}
-    texts, thoughts = [], []
+    texts, thoughts, calls = [], [], []
     for part in wire.seq(wire.obj(candidate.get("content"), "content").get("parts"), "content.parts"):
         part = wire.obj(part, "a part")
+        if part.get("functionCall") is not None:
+            calls.append(part)
+            continue
         (thoughts if part.get("thought") else texts).append(wire.text(part.get("text"), "a part's text"))
-    text, reasoning = "".join(texts), "".join(thoughts)
+    text, reasoning, tool_calls = "".join(texts), "".join(thoughts), gemini_tools.function_calls(calls)
     finish = wire.optional_text(candidate.get("finishReason"), "finishReason")
+    if finish in BAD_CALL_FINISHES:
+        raise ProviderError(f"the model made an unusable function call ({finish})", kind="unsupported")
+    # A function-call answer ends with STOP; the OpenAI layer reports it as `tool_calls`.
     finish_reason = None if finish is None else finish.lower()
     meta = event.get("usageMetadata")
     if meta is None:
-        return Chunk(text, reasoning, finish_reason) if text or reasoning or finish_reason is not None else None
+        if text or reasoning or tool_calls or finish_reason is not None:
+            return Chunk(text, reasoning, finish_reason, None, tool_calls)
+        return None
     meta = wire.obj(meta, "usageMetadata")
     completion = (wire.token_count(meta.get("candidatesTokenCount"), "candidatesTokenCount")
                   + wire.token_count(meta.get("thoughtsTokenCount"), "thoughtsTokenCount"))
     return Chunk(text, reasoning, finish_reason,
                  Usage(wire.token_count(meta.get("promptTokenCount"), "promptTokenCount"),
-                       min(completion, wire.MAX_REPORTED_TOKENS)))
+                       min(completion, wire.MAX_REPORTED_TOKENS)), tool_calls)
 
 
 def retry_delay(body, now: float | None = None) -> float | None:
@@ -165,6 +179,14 @@ class GeminiProvider(Provider):
         return url, {"x-goog-api-key": self.settings.api_key}, to_upstream(
             request, max_tokens_cap=self.settings.max_tokens)
 
+    def stream(self, request: ChatRequest, observe=None) -> Iterator[Chunk]:
+        # Tool call indices run across the answer: see gemini_tools.number_calls.
+        return gemini_tools.number_calls(super().stream(request, observe))
+
+    def unsupported_option(self, request: ChatRequest) -> str | None:
+        reason = gemini_tools.unsupported(request.options, request.model or self.model)
+        return f"{self.name} ({self.id}) cannot honour {reason}" if reason else None
+
     def models_request(self) -> tuple[str, dict]:
         # One page holds every model the API offers (about fifty): https://ai.google.dev/api/models#method:-models.list
         return f"{self.settings.base_url}/models?pageSize=1000", {"x-goog-api-key": self.settings.api_key}
@@ -194,3 +216,15 @@ class GeminiProvider(Provider):
 
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)
+
+    def embeddings_request(self, texts: list[str], model: str, dimensions: int | None) -> tuple[str, dict, dict]:
+        # One call for every text: https://ai.google.dev/api/embeddings#method:-models.batchembedcontents
+        segment = quote(model, safe="")
+        request = {"model": f"models/{model}", **({"outputDimensionality": dimensions} if dimensions else {})}
+        body = {"requests": [{**request, "content": {"parts": [{"text": text}]}} for text in texts]}
+        return f"{self.settings.base_url}/models/{segment}:batchEmbedContents", {"x-goog-api-key": self.settings.api_key}, body
+
+    def parse_embeddings(self, body) -> Embeddings:
+        items = wire.seq(wire.obj(body, "embeddings").get("embeddings"), "embeddings")
+        return Embeddings([vector(wire.obj(item, "embeddings[]").get("values"), "embeddings[].values")
+                           for item in items])

@@ -9,6 +9,7 @@ import time
 import requests
 
 from providers.base import Provider
+from providers.call_ids import portable_call_id
 from providers.embeddings import Embeddings, vector
 from providers.errors import parse_retry_after, read_error_body, status_error
 from utils import wire
@@ -37,13 +38,14 @@ def to_upstream(request: ChatRequest, model: str, *, stream: bool, max_tokens_ca
 def message_body(message: Message) -> dict:
     """One message in OpenAI's shape, as these providers take it."""
     if message.role == "tool":
-        body = {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+        body = {"role": "tool", "tool_call_id": portable_call_id(message.tool_call_id or ""),
+                "content": message.content}
         return {**body, "name": message.name} if message.name else body
     body = {"role": message.role, "content": [content_part(part) for part in message.parts] if message.parts
             else message.content}
     if message.tool_calls:
         body["content"] = message.content or None
-        body["tool_calls"] = [{"id": call.id, "type": "function",
+        body["tool_calls"] = [{"id": portable_call_id(call.id), "type": "function",
                                "function": {"name": call.name, "arguments": call.arguments}}
                               for call in message.tool_calls]
     return body

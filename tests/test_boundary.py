@@ -13,12 +13,13 @@ from app import create_app
 from providers.errors import public_message
 from providers.gemini import GeminiProvider
 from providers.groq import GroqProvider
+from tests.gateway import PROVIDER_IDS
 from utils.chat import ChatRequest, Message
 from utils.errors import ProviderError
 from utils.keys import KeyStore
+from utils.openai_request import parse_completion_request
 from utils.settings import ProviderSettings, Settings, SettingsError, load_settings
 from utils.upstream import Upstream
-from utils.openai_request import parse_completion_request
 from utils.validation import MODEL_ID
 
 GROQ_KEY = "gsk_boundary_test_key_0123456789"
@@ -246,8 +247,8 @@ def test_the_largest_valid_request_fits_even_with_every_character_escaped(client
     assert len(body) > 6_000_000  # json.dumps writes each emoji as a 12-byte surrogate-pair escape
     response = client.post("/chat", data=body, headers={**AUTH, "Content-Type": "application/json"})
     # Read, parsed and validated whole: only the unknown provider named on purpose is refused.
-    assert (response.status_code, response.json["error"]) == (400, "Unknown provider 'nope'. Valid providers: "
-                                                              "groq, cerebras, openrouter, gemini, huggingface")
+    assert (response.status_code, response.json["error"]) == (
+        400, "Unknown provider 'nope'. Valid providers: " + ", ".join(PROVIDER_IDS))
 
 
 @pytest.mark.parametrize("field, value", [("max_tokens", 5.0), ("max_completion_tokens", 1e3), ("seed", 7.0)])

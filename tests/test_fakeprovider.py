@@ -6,12 +6,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from providers import PROVIDER_CLASSES
 from tests.fakeprovider import PROVIDERS, FakeProviders, Reply, stream_error_event
 
 AUTH = {"Authorization": "Bearer test-key", "x-goog-api-key": "test-key"}
-MODELS = {"groq": "moonshotai/kimi-k2-instruct-0905", "cerebras": "zai-glm-4.7",
-          "openrouter": "deepseek/deepseek-r1-0528:free", "gemini": "gemini-3-flash-preview",
-          "huggingface": "meta-llama/Llama-3.1-8B-Instruct"}
+MODELS = {cls.id: cls.default_model for cls in PROVIDER_CLASSES}
 
 
 @pytest.fixture
@@ -255,7 +254,8 @@ def test_keep_alive_reuses_connection(fake):
         fake.enqueue("groq", Reply(status=429))
         chat(fake, "groq", stream=False, session=s)
         s.get(fake.base_url("gemini") + "/models", headers=AUTH).json()
-    assert len({r.client for r in fake.requests}) == 1 and len(fake.requests) == 12
+    # Two calls per provider, the 429 and the model list: all on one connection.
+    assert len({r.client for r in fake.requests}) == 1 and len(fake.requests) == 2 * len(PROVIDERS) + 2
 
 
 def test_models(fake):

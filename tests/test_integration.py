@@ -3,16 +3,20 @@ import signal
 
 import requests
 
+from providers import PROVIDER_CLASSES
 from tests.fakeprovider import Reply
 from tests.gateway import PROVIDER_IDS
 
-NAMES = ["Groq", "Cerebras", "OpenRouter (DeepSeek)", "Gemini 3 Flash", "Hugging Face Llama 3.1 8B"]
+# The seed contract's service names, in its round-robin order; providers added later follow them.
+SEED_NAMES = ["Groq", "Cerebras", "OpenRouter (DeepSeek)", "Gemini 3 Flash", "Hugging Face Llama 3.1 8B"]
+NAMES = [cls.name for cls in PROVIDER_CLASSES]
 
 
 def test_round_robin_follows_the_seed_order_over_ten_requests(start_gateway, fake):
+    assert NAMES[:len(SEED_NAMES)] == SEED_NAMES
     gateway = start_gateway(RATE_LIMIT_MAX=100)
     answered = []
-    for _ in range(10):
+    for _ in range(2 * len(NAMES)):
         response = gateway.post_chat()
         assert response.status_code == 200
         answered.append(response.headers["X-Provider"])

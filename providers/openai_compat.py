@@ -4,7 +4,11 @@ Translation is pure functions of data (`to_upstream`, `parse_chunk`); the class 
 """
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import replace
 
 import requests
 
@@ -103,11 +107,33 @@ def parse_chunk(event: dict) -> Chunk | None:
                        wire.token_count(usage.get("completion_tokens"), "usage.completion_tokens")), tool_calls)
 
 
+def whole_calls(chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+    """The stream with every tool call named and given an id from its first piece on, as OpenAI's
+    clients need: a call that starts without a name is malformed; one without an id gets one of ours."""
+    started: set[int] = set()
+    with closing(chunks):  # closing the answer closes the provider's stream, and its connection
+        for chunk in chunks:
+            if chunk.tool_calls:
+                deltas = []
+                for delta in chunk.tool_calls:
+                    if delta.index not in started:
+                        if not delta.name:
+                            raise wire.malformed("a tool call", "starts without a function name")
+                        started.add(delta.index)
+                        delta = replace(delta, id=delta.id or f"call_{secrets.token_hex(6)}")
+                    deltas.append(delta)
+                chunk = replace(chunk, tool_calls=tuple(deltas))
+            yield chunk
+
+
 class OpenAICompatibleProvider(Provider):
     # Extra request fields one provider wants (e.g. OpenRouter's `usage: {include: true}`).
     extra_body: dict = {}
     # A provider that refuses `response_format` on a stream gets a plain call, answered whole.
     json_needs_plain_call = False
+
+    def stream(self, request: ChatRequest, observe=None) -> Iterator[Chunk]:
+        return whole_calls(super().stream(request, observe))
 
     def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
         stream = not (self.json_needs_plain_call and "response_format" in request.options)

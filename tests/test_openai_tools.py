@@ -225,3 +225,18 @@ def test_a_chat_request_is_plain_data_that_says_what_it_needs():
     request = ChatRequest((Message("user", "see", (Image("https://x.test/a.png"),)),),
                           {"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}})
     assert request.needs == {"vision", "json"}
+
+
+@responses.activate
+def test_a_tool_call_streamed_without_an_id_gets_one_and_one_without_a_name_is_malformed(make_client, fake):
+    nameless = sse(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}), chunk({}, "tool_calls"))
+    idless = sse(chunk({"tool_calls": [{"index": 0, "function": {"name": "get_weather", "arguments": "{}"}}]}),
+                 chunk({}, "tool_calls"))
+    responses.post(f"{fake.base_url('groq')}/chat/completions", body=nameless, content_type="text/event-stream")
+    responses.post(f"{fake.base_url('cerebras')}/chat/completions", body=idless, content_type="text/event-stream")
+    response = make_client(providers=("groq", "cerebras")).post("/v1/chat/completions", headers=AUTH, json={
+        "messages": HI, "tools": [WEATHER]})
+    assert (response.status_code, response.headers["X-Provider"], response.headers["X-Attempts"]) == (
+        200, "Cerebras", "2")
+    [call] = response.json["choices"][0]["message"]["tool_calls"]
+    assert call["id"].startswith("call_") and call["function"] == {"name": "get_weather", "arguments": "{}"}

@@ -4,6 +4,7 @@ import json
 import re
 from pathlib import Path
 
+import jsonschema_rs
 import pytest
 import schemathesis
 
@@ -68,6 +69,14 @@ def test_every_reference_resolves():
         for part in ref.removeprefix("#/").split("/"):
             assert isinstance(target, dict) and part in target, f"{ref} does not resolve"
             target = target[part]
+
+
+def test_every_example_fits_its_schema():
+    # `examples` is only an annotation to validators: nothing else notices an example the schema refuses.
+    for name, schema in SPEC["components"]["schemas"].items():
+        validator = jsonschema_rs.Draft202012Validator({**schema, "components": SPEC["components"]})
+        for example in schema.get("examples", []):
+            assert validator.is_valid(example), (name, example)
 
 
 def test_errors_under_v1_are_documented_in_openai_shape_and_the_rest_in_the_gateway_shape():

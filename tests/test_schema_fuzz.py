@@ -7,9 +7,11 @@ Schemathesis' pytest integration does not work under pytest 9.2 (`from_fixture` 
 `Function._nodeid`; `schema.parametrize` loses its items' names), so each operation is a plain parametrized
 test driving Hypothesis with schemathesis' `APIOperation.as_strategy`."""
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import responses
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +24,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from tests.conftest import MASTER
 from tests.fakeprovider import Reply
 from tests.gateway import MASTER_KEY, Gateway, fake_env
 
@@ -115,3 +118,66 @@ def test_answers_the_fuzzer_cannot_provoke_are_documented_too(schema, start_gate
         # Documented 5xx: conformance only.
         response = case.call_and_validate(base_url=gateway.url, headers=headers, checks=CONFORMANCE, timeout=30)
         assert response.status_code == status
+
+
+TOOL_CALL_EVENT = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+                   "choices": [{"index": 0, "finish_reason": None, "delta": {"tool_calls": [
+                       {"index": 0, "id": "call_1", "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}}]}}]}
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}
+
+
+def test_answers_that_only_call_tools_are_documented(schema, start_gateway, fake):
+    """The fake providers answer with text, so the fuzzer never sees a tool call: `content: null`,
+    `tool_calls` and finish reason `tool_calls`, whole and streamed."""
+    gateway = start_gateway(providers=["groq"])
+    fake.set_default("groq", Reply(chunks=[], raw_events=[json.dumps(TOOL_CALL_EVENT)], finish_reason="tool_calls"))
+    body = {"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [WEATHER]}
+    operation = schema["/v1/chat/completions"]["POST"]
+    master = {"Authorization": f"Bearer {MASTER_KEY}"}
+
+    whole = operation.Case(body=body, media_type="application/json").call_and_validate(
+        base_url=gateway.url, headers=master, checks=CHECKS, timeout=30)
+    choice = whole.json()["choices"][0]
+    assert (choice["message"]["content"], choice["finish_reason"]) == (None, "tool_calls")
+    assert choice["message"]["tool_calls"] == [{"id": "call_1", "type": "function", "function": {
+        "name": "get_weather", "arguments": '{"city":"Paris"}'}}]
+
+    streamed = operation.Case(body={**body, "stream": True, "stream_options": {"include_usage": True}},
+                              media_type="application/json").call_and_validate(
+        base_url=gateway.url, headers=master, checks=CHECKS, timeout=30)
+    assert streamed.status_code == 200
+    assert '"tool_calls":[{"index":0,"id":"call_1","type":"function"' in streamed.text
+    assert '"finish_reason":"tool_calls"' in streamed.text
+
+
+EMBEDDING_EXAMPLES = 30
+
+
+@responses.activate
+def test_embeddings_with_an_embedding_model(make_app, fake):
+    """The fuzzed gateway has no embedding model (the fake providers serve no /embeddings), so there
+    /v1/embeddings answers 400 or 404. Here the gateway runs in process, Groq has an embedding model
+    answered by `responses` and Gemini none: the same checks, on answers with vectors too."""
+    def embed(request):
+        texts = json.loads(request.body)["input"]
+        return 200, {}, json.dumps({"object": "list", "model": "embed-1", "usage": {"prompt_tokens": len(texts)},
+                                    "data": [{"object": "embedding", "index": n, "embedding": [0.5, -1, 2e-3]}
+                                             for n in range(len(texts))]})
+    responses.add_callback(responses.POST, f"{fake.base_url('groq')}/embeddings", callback=embed)
+    app = make_app(providers=("groq", "gemini"), rate_limit_enabled=False, model_check_interval=0)
+    groq = app.extensions["router"].by_id("groq")
+    groq.settings = replace(groq.settings, embedding_model="embed-1")
+    operation = schemathesis.openapi.from_wsgi("/openapi.json", app)["/v1/embeddings"]["POST"]
+
+    @fuzz_settings(EMBEDDING_EXAMPLES)
+    @given(case=strategy(operation, GenerationMode.POSITIVE, GenerationMode.NEGATIVE))
+    def fuzz(case):
+        case.call_and_validate(headers={"Authorization": f"Bearer {MASTER}"}, checks=CHECKS)
+
+    fuzz()
+    for encoding in ("float", "base64"):  # the two shapes of a vector, whatever the fuzzer drew
+        case = operation.Case(body={"input": ["a", "b"], "encoding_format": encoding}, media_type="application/json")
+        response = case.call_and_validate(headers={"Authorization": f"Bearer {MASTER}"}, checks=CHECKS)
+        assert response.status_code == 200

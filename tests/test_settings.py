@@ -11,14 +11,22 @@ from utils.settings import Settings, SettingsError, load_settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The seed contract's five providers, first in the rotation; providers added later follow them.
+SEED = ["groq", "cerebras", "openrouter", "gemini", "huggingface"]
+
+
 def test_defaults_list_the_providers_in_round_robin_order():
     settings = load_settings({})
-    assert [p.id for p in settings.providers] == ["groq", "cerebras", "openrouter", "gemini", "huggingface"]
+    assert [p.id for p in settings.providers] == [cls.id for cls in PROVIDER_CLASSES]
+    assert [p.id for p in settings.providers][:len(SEED)] == SEED
+
+
+def seed_defaults(field: str) -> dict:
+    return {p.id: getattr(p, field) for p in load_settings({}).providers if p.id in SEED}
 
 
 def test_default_base_urls_are_everything_before_the_apis_own_path():
-    settings = load_settings({})
-    assert {p.id: p.base_url for p in settings.providers} == {
+    assert seed_defaults("base_url") == {
         "groq": "https://api.groq.com/openai/v1",
         "cerebras": "https://api.cerebras.ai/v1",
         "openrouter": "https://openrouter.ai/api/v1",
@@ -28,8 +36,7 @@ def test_default_base_urls_are_everything_before_the_apis_own_path():
 
 
 def test_default_models_are_the_latest_known_ids():
-    settings = load_settings({})
-    assert {p.id: p.model for p in settings.providers} == {
+    assert seed_defaults("model") == {
         "groq": "moonshotai/kimi-k2-instruct-0905",
         "cerebras": "zai-glm-4.7",
         "openrouter": "deepseek/deepseek-r1-0528:free",
@@ -40,7 +47,7 @@ def test_default_models_are_the_latest_known_ids():
 
 def test_with_no_keys_no_provider_is_configured():
     settings = load_settings({})
-    assert [p.configured for p in settings.providers] == [False] * 5
+    assert not any(p.configured for p in settings.providers)
     assert all(p.api_key is None and p.max_tokens == 0 for p in settings.providers)
 
 

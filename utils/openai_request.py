@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from utils.chat import ChatRequest, Image, Message, ToolCall
 from utils.errors import ValidationError
-from utils.validation import (MAX_CONTENT_CHARS, MAX_MESSAGES, integer, model_id, number_between, optional,
+from utils.validation import (MAX_CONTENT_CHARS, integer, message_list, model_id, number_between, optional,
                               positive_int)
 
 ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system", "tool": "tool"}
@@ -78,13 +78,7 @@ def refuse_unsupported(body: dict) -> None:
 
 
 def parse_messages(messages) -> tuple[Message, ...]:
-    if not isinstance(messages, list):
-        raise ValidationError("messages must be an array", param="messages")
-    if not messages:
-        raise ValidationError("messages must not be empty", param="messages")
-    if len(messages) > MAX_MESSAGES:
-        raise ValidationError(f"messages must contain at most {MAX_MESSAGES} items", param="messages")
-    return tuple(parse_message(f"messages[{i}]", m) for i, m in enumerate(messages))
+    return tuple(parse_message(f"messages[{i}]", m) for i, m in enumerate(message_list(messages)))
 
 
 def parse_message(at: str, message) -> Message:

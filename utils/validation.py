@@ -86,15 +86,20 @@ def model_id(value: str | None, param: str = "model") -> str | None:
     return value
 
 
-def parse_messages(messages) -> tuple[Message, ...]:
-    """The contract's messages (/chat); the OpenAI API's richer ones are read by utils/openai_request.py."""
+def message_list(messages) -> list:
+    """`messages` as the contract bounds it: an array of 1 to MAX_MESSAGES items (/chat and /v1 alike)."""
     if not isinstance(messages, list):
         raise ValidationError("messages must be an array", param="messages")
     if not messages:
         raise ValidationError("messages must not be empty", param="messages")
     if len(messages) > MAX_MESSAGES:
         raise ValidationError(f"messages must contain at most {MAX_MESSAGES} items", param="messages")
-    return tuple(parse_message(i, m) for i, m in enumerate(messages))
+    return messages
+
+
+def parse_messages(messages) -> tuple[Message, ...]:
+    """The contract's messages (/chat); the OpenAI API's richer ones are read by utils/openai_request.py."""
+    return tuple(parse_message(i, m) for i, m in enumerate(message_list(messages)))
 
 
 def parse_message(index: int, message) -> Message:

@@ -3,6 +3,7 @@ OpenAI streams them (text, reasoning and tool call deltas), so every OpenAI SDK 
 from __future__ import annotations
 
 import json
+import json.encoder
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,8 +14,10 @@ from utils.disconnect import ClientGone
 from utils.dispatch import StreamBroken
 from utils.errors import ProviderError
 from utils.relay import Answer
+from utils.upstream import more_ready
 
 DONE = b"data: [DONE]\n\n"
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps(text) does for a string, without its layers
 COMPACT = (",", ":")  # json.dumps separators: the pre-encoded parts of a chunk are compact too
 # Providers' finish reasons (Gemini's lowercased) in OpenAI's words; anything else reads as a normal stop.
 FINISH_REASONS = {"stop": "stop", "length": "length", "max_tokens": "length", "content_filter": "content_filter",
@@ -91,13 +94,17 @@ class ChunkEncoder:
         self._head = f"data: {head},".encode()
         self._delta = self._head + b'"choices":[{"index":0,"delta":{'
         self._end = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+        self._content = self._delta + b'"content":'
+        self._reasoning = self._delta + b'"reasoning_content":'
         self.role = self._delta + b'"role":"assistant","content":""' + self._end
+        # OpenAI opens an answer that starts with a tool call with `content: null`: SDKs keep it as None.
+        self.role_calling = self._delta + b'"role":"assistant","content":null' + self._end
 
     def content(self, text: str) -> bytes:
-        return b"".join((self._delta, b'"content":', json.dumps(text).encode(), self._end))
+        return self._content + _json_string(text).encode() + self._end
 
     def reasoning(self, text: str) -> bytes:
-        return b"".join((self._delta, b'"reasoning_content":', json.dumps(text).encode(), self._end))
+        return self._reasoning + _json_string(text).encode() + self._end
 
     def tool_calls(self, deltas: tuple[ToolCallDelta, ...]) -> bytes:
         """As OpenAI streams them: a call's first piece carries its id, type and name, each piece its
@@ -130,23 +137,34 @@ def stream_chunks(answer: Answer, encoder: ChunkEncoder, include_usage: bool) ->
     """The answer as it arrives, reasoning, text and tool calls in their own deltas. A provider failing
     mid-stream cannot be hidden any more: it is reported as one last event carrying `error`, which
     OpenAI's SDKs raise as APIError, and the stream ends there."""
-    yield encoder.role
-    called_tools = False
+    # Events ready together (one read from the provider) go out in one write; an event that arrives alone
+    # is written at once (`more_ready`).
+    ready = [encoder.role]
+    add, content = ready.append, encoder.content
+    called_tools, first = False, True
     try:
         for chunk in answer:
+            if first:
+                first = False
+                if chunk.tool_calls and not chunk.text and not chunk.reasoning:
+                    ready[0] = encoder.role_calling  # nothing is written before the first chunk
             if chunk.reasoning:
-                yield encoder.reasoning(chunk.reasoning)
+                add(encoder.reasoning(chunk.reasoning))
             if chunk.text:
-                yield encoder.content(chunk.text)
+                add(content(chunk.text))
             if chunk.tool_calls:
                 called_tools = True
-                yield encoder.tool_calls(chunk.tool_calls)
+                add(encoder.tool_calls(chunk.tool_calls))
+            if ready and not more_ready():
+                yield b"".join(ready)
+                ready.clear()
     except ProviderError:
-        yield encoder.error(f"{answer.provider.name} failed mid-stream; the answer is incomplete")
+        yield b"".join((*ready, encoder.error(f"{answer.provider.name} failed mid-stream; the answer is incomplete")))
         return
     except ClientGone:
         raise StreamBroken() from None
-    yield encoder.finish(finish_reason(answer.finish_reason, called_tools))
+    add(encoder.finish(finish_reason(answer.finish_reason, called_tools)))
     if include_usage:
-        yield encoder.usage(answer.usage)
-    yield DONE
+        add(encoder.usage(answer.usage))
+    add(DONE)
+    yield b"".join(ready)

@@ -1,5 +1,7 @@
 """Self-test of tests/fakeprovider.py, talking to it with plain `requests`."""
+import base64
 import json
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -7,7 +9,7 @@ import pytest
 import requests
 
 from providers import PROVIDER_CLASSES
-from tests.fakeprovider import PROVIDERS, FakeProviders, Reply, stream_error_event
+from tests.fakeprovider import PROVIDERS, FakeProviders, Reply, embedding_of, stream_error_event
 
 AUTH = {"Authorization": "Bearer test-key", "x-goog-api-key": "test-key"}
 MODELS = {cls.id: cls.default_model for cls in PROVIDER_CLASSES}
@@ -282,3 +284,149 @@ def test_500_concurrent_streams(fake):
     assert time.monotonic() - started < 6  # served concurrently, not one after another
     fake.clear()
     assert fake.requests == [] and fake.wait_for(lambda f: not f.requests, timeout=0.1)
+
+
+# ----- tools, JSON output, images, embeddings -----
+
+def tool_calls_of(provider, resp, stream):
+    """[(id, name, arguments)] of an answer, streamed pieces joined by index as clients do; and its finish reason."""
+    if provider == "gemini":
+        evs = events(resp) if stream else [resp.json()]
+        parts = [p for e in evs for p in e["candidates"][0]["content"]["parts"] if "functionCall" in p]
+        return [(p.get("thoughtSignature"), p["functionCall"]["name"], json.dumps(p["functionCall"]["args"]))
+                for p in parts], evs[-1]["candidates"][0]["finishReason"]
+    if not stream:
+        choice = resp.json()["choices"][0]
+        return [(c["id"], c["function"]["name"], c["function"]["arguments"])
+                for c in choice["message"]["tool_calls"]], choice["finish_reason"]
+    calls, finish = {}, None
+    for e in events(resp)[:-1]:
+        for choice in e["choices"]:
+            finish = choice.get("finish_reason") or finish
+            for piece in choice["delta"].get("tool_calls") or []:
+                call = calls.setdefault(piece["index"], ["", "", ""])
+                call[0] += piece.get("id") or ""
+                call[1] += (piece.get("function") or {}).get("name") or ""
+                call[2] += (piece.get("function") or {}).get("arguments") or ""
+    return [tuple(calls[i]) for i in sorted(calls)], finish
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_tool_calls_in_each_providers_shape(fake, provider, stream):
+    fake.enqueue(provider, Reply(tool_calls=[("get_weather", {"city": "Paris"}), ("now", "{}")]))
+    calls, finish = tool_calls_of(provider, chat(fake, provider, stream=stream), stream)
+    answered = fake.chat_requests(provider)[-1].answered_calls
+    assert [(name, json.loads(args)) for _, name, args in calls] == [("get_weather", {"city": "Paris"}), ("now", {})]
+    if provider == "gemini":
+        assert finish == "STOP" and [a.id for a in answered] == [None, None]
+        signature = answered[0].thought_signature
+        assert [c[0] for c in calls] == [signature, None] and set(signature) & set("+/=")
+    else:
+        assert finish == "tool_calls" and [c[0] for c in calls] == [a.id for a in answered]
+    text_only = chat(fake, provider, stream=False).json()
+    assert "tool_calls" not in json.dumps(text_only) and "functionCall" not in json.dumps(text_only)
+
+
+def test_openai_streams_a_calls_arguments_in_pieces_after_its_id_and_name(fake):
+    fake.enqueue("huggingface", Reply(tool_calls=[("get_weather", {"city": "Paris"})]))
+    evs = events(chat(fake, "huggingface"))
+    assert evs[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}
+    pieces = [e["choices"][0]["delta"]["tool_calls"][0] for e in evs[1:-2]]
+    assert pieces[0] == {"index": 0, "id": pieces[0]["id"], "type": "function",
+                         "function": {"name": "get_weather", "arguments": ""}}
+    assert len(pieces) > 2 and all(p.keys() == {"index", "function"} for p in pieces[1:])
+    assert "".join(p["function"]["arguments"] for p in pieces) == '{"city": "Paris"}'
+
+
+def gemini_turn(signature):
+    call = {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}
+    return [{"role": "user", "parts": [{"text": "Weather?"}]},
+            {"role": "model", "parts": [{**call, **({"thoughtSignature": signature} if signature else {})}, call]},
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temp": 21}}}]}]
+
+
+def test_gemini_3_refuses_a_call_of_the_current_turn_without_its_signature(fake):
+    url = f"{fake.base_url('gemini')}/models/{MODELS['gemini']}:streamGenerateContent?alt=sse"
+    fake.enqueue("gemini", Reply(chunks=["kept"]))
+    refused = requests.post(url, json={"contents": gemini_turn(None)}, headers=AUTH, timeout=5)
+    assert refused.status_code == 400 and refused.json()["error"]["status"] == "INVALID_ARGUMENT"
+    message = refused.json()["error"]["message"]
+    assert message.startswith("Function call is missing a thought_signature") and "default_api:get_weather" in message
+    assert fake.chat_requests("gemini")[-1].refusal == message and fake.pending("gemini") == 1
+    for signature in ("EpEgCo4g", "skip_thought_signature_validator"):  # only the first call of a step needs one
+        assert requests.post(url, json={"contents": gemini_turn(signature)}, headers=AUTH, timeout=5).ok
+    older = gemini_turn(None) + [{"role": "model", "parts": [{"text": "21C"}]},
+                                 {"role": "user", "parts": [{"text": "Thanks"}]}]
+    assert requests.post(url, json={"contents": older}, headers=AUTH, timeout=5).ok  # an earlier turn: not checked
+    old_model = f"{fake.base_url('gemini')}/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    assert requests.post(old_model, json={"contents": gemini_turn(None)}, headers=AUTH, timeout=5).ok
+
+
+def test_json_content_answers_only_a_request_asking_for_json(fake):
+    for provider in PROVIDERS:
+        fake.enqueue(provider, Reply(json_content={"ok": True}), Reply(json_content={"ok": True}))
+        plain = chat(fake, provider, stream=False).json()
+        if provider == "gemini":
+            body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+                    "generationConfig": {"responseMimeType": "application/json"}}
+            url = f"{fake.base_url(provider)}/models/{MODELS[provider]}:streamGenerateContent?alt=sse"
+        else:
+            body = {"model": MODELS[provider], "messages": [{"role": "user", "content": "hi"}], "stream": True,
+                    "response_format": {"type": "json_object"}}
+            url = f"{fake.base_url(provider)}/chat/completions"
+        assert json.dumps(plain).count("Hello") == 1
+        if provider == "groq":  # Groq takes response_format only without streaming
+            refused = requests.post(url, json=body, headers=AUTH, timeout=5)
+            assert refused.status_code == 400
+            assert refused.json()["error"]["message"] == "response_format` does not support streaming"
+            body["stream"] = False
+            assert json.loads(requests.post(url, json=body, headers=AUTH, timeout=5).json()[
+                "choices"][0]["message"]["content"]) == {"ok": True}
+            continue
+        assert json.loads(text_of(provider, events(requests.post(url, json=body, headers=AUTH, stream=True,
+                                                                 timeout=5)))) == {"ok": True}
+
+
+def test_images_are_recorded_and_a_text_only_groq_model_refuses_them(fake):
+    image = {"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}
+    body = {"messages": [{"role": "system", "content": "s"},
+                         {"role": "user", "content": [{"type": "text", "text": "see"}, image]}]}
+    url = f"{fake.base_url('groq')}/chat/completions"
+    refused = requests.post(url, json={**body, "model": MODELS["groq"]}, headers=AUTH, timeout=5)
+    assert (refused.status_code, refused.json()["error"]["message"]) == (400, "message[1].content must be a string")
+    vision = requests.post(url, json={**body, "model": "meta-llama/llama-4-scout-17b-16e-instruct"}, headers=AUTH,
+                           timeout=5)
+    assert vision.ok and fake.chat_requests("groq")[-1].images() == [("image_url", {"url": "https://x.test/a.png"})]
+    gemini = {"contents": [{"role": "user", "parts": [
+        {"text": "see"}, {"inlineData": {"mimeType": "image/png", "data": "iVBO"}},
+        {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://x.test/b"}}]}]}
+    assert requests.post(f"{fake.base_url('gemini')}/models/{MODELS['gemini']}:generateContent", json=gemini,
+                         headers=AUTH, timeout=5).ok
+    assert fake.chat_requests("gemini")[-1].images() == [
+        ("inlineData", {"mimeType": "image/png", "data": "iVBO"}),
+        ("fileData", {"mimeType": "image/jpeg", "fileUri": "https://x.test/b"})]
+
+
+def test_embeddings_in_each_providers_shape(fake):
+    url = f"{fake.base_url('openrouter')}/embeddings"
+    floats = requests.post(url, json={"model": "e", "input": ["a", "bb"]}, headers=AUTH, timeout=5).json()
+    assert [(d["index"], d["embedding"]) for d in floats["data"]] == [(0, embedding_of("a")), (1, embedding_of("bb"))]
+    assert floats["usage"] == {"prompt_tokens": 2, "total_tokens": 2} and len(floats["data"][0]["embedding"]) == 8
+    packed = requests.post(url, json={"model": "e", "input": "a", "encoding_format": "base64", "dimensions": 3},
+                           headers=AUTH, timeout=5).json()["data"][0]["embedding"]
+    assert list(struct.unpack("<3f", base64.b64decode(packed))) == embedding_of("a", 3)
+    gemini = f"{fake.base_url('gemini')}/models/gemini-embedding-001:batchEmbedContents"
+    request = {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "a"}]}}
+    assert requests.post(gemini, json={"requests": [request]}, headers=AUTH, timeout=5).json() == {
+        "embeddings": [{"values": embedding_of("a")}]}
+    too_many = requests.post(gemini, json={"requests": [request] * 101}, headers=AUTH, timeout=5)
+    assert too_many.status_code == 400 and "at most 100 requests" in too_many.json()["error"]["message"]
+    groq = requests.post(f"{fake.base_url('groq')}/embeddings", json={"model": "e", "input": "a"}, headers=AUTH,
+                         timeout=5)
+    assert groq.status_code == 404 and groq.json()["error"]["code"] == "unknown_url"
+    assert [(r.provider, r.kind, r.model) for r in fake.embedding_requests()] == [
+        ("openrouter", "embeddings", "e"), ("openrouter", "embeddings", "e"),
+        ("gemini", "embeddings", "gemini-embedding-001"), ("gemini", "embeddings", "gemini-embedding-001"),
+        ("groq", "embeddings", "e")]
+    assert fake.chat_requests() == []

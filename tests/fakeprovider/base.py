@@ -5,18 +5,35 @@ The handler never asks which provider it serves; it asks the provider's format o
 one wire format, and a subclass overrides only what its provider does differently."""
 from __future__ import annotations
 
+import hashlib
+import json
 import secrets
+import string
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tests.fakeprovider.records import RecordedRequest
+from tests.fakeprovider.records import AnsweredCall, RecordedRequest
 from tests.fakeprovider.reply import MALFORMED, Reply
+
+EMBEDDING_DIMENSIONS = 8  # the length of the fake's vectors unless the request asks for another
 
 
 def rid(n: int = 24) -> str:
     """A random id of n URL-safe characters."""
     return secrets.token_urlsafe(n)[:n]
+
+
+def pieces(text: str, n: int = 3) -> list[str]:
+    """`text` cut into at most n non-empty pieces, in order (none for an empty text)."""
+    size = max(1, -(-len(text) // n))
+    return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def embedding_of(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The fake's vector for `text`: deterministic, derived from the text, every value a multiple of 1/128 in
+    [-1, 1), so it survives float32 (OpenAI's base64 encoding) exactly."""
+    return [(b - 128) / 128 for b in hashlib.shake_256(text.encode()).digest(dimensions)]
 
 
 @dataclass
@@ -28,6 +45,8 @@ class Answer:
     created: int
     id: str
     req_id: str             # a request id of Groq's shape, for formats that send one
+    calls: list[AnsweredCall] = field(default_factory=list)  # the tool calls of the answer (Reply.tool_calls)
+    chunks: list[str] = field(default_factory=list)          # the content deltas (see content_chunks)
 
 
 class WireFormat:
@@ -86,10 +105,56 @@ class WireFormat:
         return False
 
     def answer(self, model: str, reply: Reply, rec: RecordedRequest) -> Answer:
+        """The answer to `rec`; the tool calls it carries are recorded on `rec.answered_calls`."""
         opts = rec.json.get("stream_options") if isinstance(rec.json, dict) else None
         created = int(time.time())
-        return Answer(model, reply, isinstance(opts, dict) and bool(opts.get("include_usage")), created,
-                      self.response_id(created), "req_" + rid(26).lower())
+        a = Answer(model, reply, isinstance(opts, dict) and bool(opts.get("include_usage")), created,
+                   self.response_id(created), "req_" + rid(26).lower(), chunks=self.content_chunks(reply, rec))
+        for n, (name, args) in enumerate(reply.tool_calls):
+            a.calls.append(self.answered_call(n, name, args if isinstance(args, str) else json.dumps(args), reply))
+        rec.answered_calls = list(a.calls)
+        return a
+
+    def content_chunks(self, reply: Reply, rec: RecordedRequest) -> list[str]:
+        """The content deltas: the JSON text of Reply.json_content when the request asks for JSON output, else
+        Reply.chunks, else "Hello from <id>" (nothing when the answer calls tools)."""
+        if reply.json_content is not None and self.wants_json(rec.json):
+            text = reply.json_content if isinstance(reply.json_content, str) else json.dumps(reply.json_content)
+            return pieces(text)
+        if reply.chunks is not None:
+            return list(reply.chunks)
+        return [] if reply.tool_calls else ["Hello", " from", f" {self.id}"]
+
+    def answered_call(self, n: int, name: str, arguments: str, reply: Reply) -> AnsweredCall:
+        """Call `n` of an answer: its id as this provider makes them."""
+        # OpenAI's shape: call_ and 24 letters and digits (https://platform.openai.com/docs/guides/function-calling)
+        alphabet = string.ascii_letters + string.digits
+        return AnsweredCall("call_" + "".join(secrets.choice(alphabet) for _ in range(24)), name, arguments)
+
+    def finish(self, a: Answer) -> str:
+        """The finish reason of the answer: Reply.finish_reason, "tool_calls" for a "stop" that called tools."""
+        return "tool_calls" if a.calls and a.reply.finish_reason == "stop" else a.reply.finish_reason
+
+    def wants_json(self, body) -> bool:
+        """True when the request asks for JSON output."""
+        return False
+
+    def refusal(self, rec: RecordedRequest) -> tuple[int, str | dict] | None:
+        """(status, body) of the error the real provider answers this request with whatever it is scripted to
+        say (a request it refuses as such); None when it takes it."""
+        return None
+
+    def embeddings_route(self, rest: str, body) -> tuple[str | None] | None:
+        """(model,) when `POST <base path><rest>` is an embeddings request; None when it is not."""
+        return None
+
+    def embeddings(self, rec: RecordedRequest) -> tuple[int, str | dict]:
+        """(status, body) answering an embeddings request, vectors from embedding_of()."""
+        raise NotImplementedError
+
+    def tool_call_events(self, a: Answer) -> list[dict]:
+        """The streamed objects carrying the answer's tool calls (after the content, before the tail)."""
+        raise NotImplementedError
 
     def response_id(self, created: int) -> str:
         return f"chatcmpl-{rid(32)}"

@@ -4,11 +4,15 @@ logprobs keys until the last chunk, `choices` before `object`), usage and time_i
 
 Streams and bodies: vercel/ai's recorded fixtures cerebras-structured-output-tools.1.json and
 cererebras-structured-output-tools.1.chunks.txt (sic) in
-https://github.com/vercel/ai/tree/main/packages/cerebras/src/fixtures."""
+https://github.com/vercel/ai/tree/main/packages/cerebras/src/fixtures; the same .chunks.txt streams a tool
+call whole in one delta (`function` first, an id of 9 hex digits) with `finish_reason: "tool_calls"`."""
 from __future__ import annotations
+
+import secrets
 
 from providers.cerebras import CerebrasProvider
 from tests.fakeprovider.openai_compat import OpenAICompatibleFormat
+from tests.fakeprovider.records import AnsweredCall
 
 
 class CerebrasFormat(OpenAICompatibleFormat):
@@ -16,6 +20,14 @@ class CerebrasFormat(OpenAICompatibleFormat):
     other_models = ("llama3.1-8b", "gpt-oss-120b", "qwen-3-235b-a22b-instruct-2507")
     reasoning_field = "reasoning"
     first_delta = {"role": "assistant"}
+
+    def answered_call(self, n, name, arguments, reply):
+        return AnsweredCall(secrets.token_hex(5)[:9], name, arguments)
+
+    def tool_call_events(self, a):
+        return [self.chunk(a, {"tool_calls": [
+            {"function": {"name": c.name, "arguments": c.arguments}, "type": "function", "id": c.id, "index": n}
+            for n, c in enumerate(a.calls)]})] if a.calls else []
 
     def chunk(self, a, delta, finish=None, last=False):
         choice = {"delta": delta, "index": 0, **({"finish_reason": finish} if last else {})}

@@ -5,19 +5,44 @@ each event one whole `GenerateContentResponse` whose text is a delta, `usageMeta
 
 Bodies and streams: vercel/ai's recorded fixtures,
 https://github.com/vercel/ai/blob/main/packages/google/src/__fixtures__/google-text.json (non-streamed) and
-https://github.com/vercel/ai/blob/main/packages/google/src/__fixtures__/google-reasoning-gemini3.chunks.txt."""
+https://github.com/vercel/ai/blob/main/packages/google/src/__fixtures__/google-reasoning-gemini3.chunks.txt.
+Function calls: each whole in a `functionCall` part (no id), Gemini 3's `thoughtSignature` on the first one,
+then an empty text part with finishReason STOP (no signature), as in
+https://github.com/vercel/ai/blob/main/packages/google/src/__fixtures__/google-tool-call-gemini3.chunks.txt and
+https://github.com/vercel/ai/blob/main/packages/google/src/__fixtures__/google-tool-call-gemini3.json.
+Embeddings: `POST /models/{model}:batchEmbedContents` -> `{"embeddings": [{"values"}]}` (no usage),
+https://ai.google.dev/api/embeddings#method:-models.batchembedcontents, and `:embedContent` ->
+`{"embedding": {"values"}}`."""
 from __future__ import annotations
 
+import base64
+import json
 import re
+import secrets
 from urllib.parse import unquote
 
 from providers.gemini import GeminiProvider
-from tests.fakeprovider.base import WireFormat, rid
+from tests.fakeprovider.base import WireFormat, embedding_of, rid
+from tests.fakeprovider.records import AnsweredCall
 
 # The gRPC status each HTTP status comes with: https://ai.google.dev/gemini-api/docs/troubleshooting
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
 CHAT_PATH = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)")
+EMBED_PATH = re.compile(r"/models/([^/:]+):(batchEmbedContents|embedContent)")
+# The documented stand-in Gemini accepts for a call it did not make:
+# https://ai.google.dev/gemini-api/docs/thought-signatures#faqs
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+# The models that refuse a function call of the current turn without its signature: Gemini 3
+# (https://ai.google.dev/gemini-api/docs/thought-signatures; 2.5 only recommends sending it back).
+VALIDATES_SIGNATURES = re.compile(r"gemini-3")
+MAX_BATCH = 100  # batchEmbedContents' limit
+
+
+def new_signature() -> str:
+    """A thought signature as Gemini writes it: standard base64 with `/` and `=` padding (62 bytes), starting
+    like the real ones ("EpEg...", google-tool-call-gemini3.chunks.txt)."""
+    return base64.b64encode(b"\x12\x91\x20\xff\xff\xff" + secrets.token_bytes(56)).decode()
 
 
 class GeminiFormat(WireFormat):
@@ -130,12 +155,95 @@ class GeminiFormat(WireFormat):
         return self.response(a, [{"text": text}], (i + 1) / n)
 
     def tail(self, a):
-        # Gemini 3's last event: empty text with a thoughtSignature, and the finishReason.
-        return [self.response(a, [{"text": "", "thoughtSignature": "EpAICo0I" + rid(40)}], 1.0,
-                              a.reply.finish_reason)]
+        # Gemini 3's last event: empty text with a thoughtSignature, and the finishReason; after function calls
+        # the signature was on the first call, and the empty text has none.
+        last = {"text": ""} if a.calls else {"text": "", "thoughtSignature": "EpAICo0I" + rid(40)}
+        return [self.response(a, [last], 1.0, a.reply.finish_reason)]
 
     def full(self, a, chunks):
         reasoning = "".join(a.reply.reasoning)
-        parts = ([{"text": reasoning, "thought": True}] if reasoning else []) + \
-                [{"text": "".join(chunks), "thoughtSignature": "EtoFCtcF" + rid(40)}]
-        return self.response(a, parts, 1.0, a.reply.finish_reason)
+        parts = [{"text": reasoning, "thought": True}] if reasoning else []
+        if a.calls:
+            parts += ([{"text": "".join(chunks)}] if "".join(chunks) else []) + self.call_parts(a)
+        else:
+            parts.append({"text": "".join(chunks), "thoughtSignature": "EtoFCtcF" + rid(40)})
+        obj = self.response(a, parts, 1.0, a.reply.finish_reason)
+        if a.calls:
+            obj["candidates"][0]["finishMessage"] = "Model generated function call(s)."  # google-tool-call-gemini3.json
+        return obj
+
+    def answered_call(self, n, name, arguments, reply):
+        signature = (reply.thought_signature or new_signature()) if n == 0 else None
+        return AnsweredCall(None, name, arguments, signature)
+
+    def call_parts(self, a) -> list[dict]:
+        parts = []
+        for c in a.calls:
+            part = {"functionCall": {"name": c.name, "args": json.loads(c.arguments) if c.arguments.strip() else {}}}
+            if c.thought_signature:
+                part["thoughtSignature"] = c.thought_signature
+            parts.append(part)
+        return parts
+
+    def tool_call_events(self, a):
+        # All the calls in one event, with the usage so far (google-tool-call-gemini3.chunks.txt).
+        return [self.response(a, self.call_parts(a), 1.0)] if a.calls else []
+
+    def finish(self, a):
+        return a.reply.finish_reason  # an answer that calls functions ends with STOP too
+
+    def wants_json(self, body):
+        config = body.get("generationConfig") if isinstance(body, dict) else None
+        return isinstance(config, dict) and config.get("responseMimeType") == "application/json"
+
+    def refusal(self, rec):
+        """Gemini 3 refuses a request whose current turn (what follows the last user text) holds a model content
+        whose first functionCall part has no thoughtSignature. The message as users quote it, e.g.
+        https://github.com/manthanabc/paws/issues/103 (`position` is taken to be the content's 1-based index)."""
+        if not VALIDATES_SIGNATURES.search(rec.model or ""):
+            return None
+        contents = rec.json.get("contents") if isinstance(rec.json, dict) else None
+        contents = [c for c in contents if isinstance(c, dict)] if isinstance(contents, list) else []
+        turn = max((n for n, c in enumerate(contents) if c.get("role") == "user" and any(
+            isinstance(p, dict) and "text" in p for p in c.get("parts") or [])), default=0)
+        for n, content in enumerate(contents[turn:], start=turn):
+            calls = [p for p in content.get("parts") or [] if isinstance(p, dict) and "functionCall" in p]
+            if content.get("role") == "model" and calls and not calls[0].get("thoughtSignature"):
+                call = calls[0]["functionCall"]
+                name = call.get("name") if isinstance(call, dict) else None
+                message = ("Function call is missing a thought_signature in functionCall parts. This is required for "
+                           "tools to work correctly, and missing thought_signature may lead to degraded model "
+                           f"performance. Additional data, function call `default_api:{name}` , position {n + 1}. "
+                           "Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
+                return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
+        return None
+
+    def embeddings_route(self, rest, body):
+        match = EMBED_PATH.fullmatch(rest)
+        return None if match is None else (unquote(match.group(1)),)
+
+    def embeddings(self, rec):
+        body = rec.json if isinstance(rec.json, dict) else {}
+        batch = "requests" in body
+        requests = body.get("requests") if batch else [body]
+        # Requests without text: refused in Gemini's shape, the messages assumed (no capture found).
+        if not isinstance(requests, list) or not requests:
+            return 400, self.invalid("* BatchEmbedContentsRequest.requests: contents is not specified\n")
+        if len(requests) > MAX_BATCH:
+            # vercel/ai's fixture issue-16101-google-batch-embed-150-error.json, in
+            # https://github.com/vercel/ai/tree/main/packages/google/src/__fixtures__
+            return 400, self.invalid("* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n")
+        vectors = []
+        for request in requests:
+            content = request.get("content") if isinstance(request, dict) else None
+            parts = content.get("parts") if isinstance(content, dict) else None
+            text = "".join(p.get("text") or "" for p in parts if isinstance(p, dict)) if isinstance(parts, list) else ""
+            if not isinstance(text, str) or not text:
+                return 400, self.invalid("* BatchEmbedContentsRequest.requests[0].content: contents is not specified\n")
+            dims = request.get("outputDimensionality")
+            vectors.append({"values": embedding_of(text, *([dims] if isinstance(dims, int) and dims > 0 else []))})
+        return 200, {"embeddings": vectors} if batch else {"embedding": vectors[0]}
+
+    @staticmethod
+    def invalid(message: str) -> dict:
+        return {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}

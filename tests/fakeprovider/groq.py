@@ -4,18 +4,56 @@ object, usage twice in the last chunk, and rate-limit headers on every response.
 Streams and bodies: vercel/ai's recorded fixtures,
 https://github.com/vercel/ai/blob/main/packages/groq/src/__fixtures__/groq-text.json (non-streamed),
 https://github.com/vercel/ai/blob/main/packages/groq/src/__fixtures__/groq-text.chunks.txt and
-https://github.com/vercel/ai/blob/main/packages/groq/src/__fixtures__/groq-reasoning.chunks.txt (streams)."""
+https://github.com/vercel/ai/blob/main/packages/groq/src/__fixtures__/groq-reasoning.chunks.txt (streams).
+Tool calls, each whole in one delta (id of 9 characters, all the arguments), and a message without `content`:
+https://github.com/vercel/ai/blob/main/packages/groq/src/__fixtures__/groq-tool-call.chunks.txt and
+https://github.com/vercel/ai/blob/main/packages/groq/src/__fixtures__/groq-tool-call.json."""
 from __future__ import annotations
+
+import secrets
+import string
 
 from providers.groq import GroqProvider
 from tests.fakeprovider.base import rid
 from tests.fakeprovider.openai_compat import OpenAICompatibleFormat
+from tests.fakeprovider.records import AnsweredCall
 
 
 class GroqFormat(OpenAICompatibleFormat):
     provider = GroqProvider
     other_models = ("llama-3.3-70b-versatile", "llama-3.1-8b-instant", "openai/gpt-oss-120b")
     reasoning_field = "reasoning"  # qwen3 and gpt-oss stream delta.reasoning (groq-reasoning.chunks.txt)
+    # Groq's models that take images (https://console.groq.com/docs/vision); the others are text-only.
+    vision_models = ("meta-llama/llama-4-scout-17b-16e-instruct", "meta-llama/llama-4-maverick-17b-128e-instruct")
+
+    def answered_call(self, n, name, arguments, reply):
+        return AnsweredCall("".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(9)),
+                            name, arguments)
+
+    def tool_call_events(self, a):
+        # Every call whole, in one delta (groq-tool-call.chunks.txt shows one call; several in one delta assumed).
+        return [self.chunk(a, {"tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}, "index": n}
+            for n, c in enumerate(a.calls)]})] if a.calls else []
+
+    def refusal(self, rec):
+        body = rec.json if isinstance(rec.json, dict) else {}
+        if body.get("response_format") is not None and body.get("stream") is True:
+            # https://github.com/langchain-ai/langchain/issues/23629 (the stray backtick is Groq's)
+            return 400, {"error": {"message": "response_format` does not support streaming",
+                                   "type": "invalid_request_error"}}
+        return super().refusal(rec)
+
+    def image_error(self, message, part):
+        # A text-only Groq model given an image part: https://github.com/vercel/ai/issues/2837
+        return {"error": {"message": f"message[{message}].content must be a string", "type": "invalid_request_error"}}
+
+    def embeddings(self, rec):
+        # Groq has no embeddings endpoint: https://github.com/crewAIInc/crewAI/issues/522 (the message; the type
+        # and code are Groq's for an unknown URL, as users report them).
+        return 404, {"error": {"message": "Unknown request URL: POST /openai/v1/embeddings. Please check the URL "
+                               "for typos, or see the docs at https://console.groq.com/docs/",
+                               "type": "invalid_request_error", "code": "unknown_url"}}
 
     def usage(self, a):
         # Timing fields inside usage (groq-text.json).
@@ -34,6 +72,8 @@ class GroqFormat(OpenAICompatibleFormat):
         return [last]
 
     def finish_full(self, a, obj):
+        if obj["choices"][0]["message"]["content"] is None:  # a tool call answer has no content key
+            del obj["choices"][0]["message"]["content"]
         obj.update({"system_fingerprint": "fp_fake", "x_groq": {"id": a.req_id, "seed": 167346302},
                     "service_tier": "on_demand"})   # groq-text.json
         return obj

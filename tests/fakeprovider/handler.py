@@ -31,6 +31,13 @@ class _Server(ThreadingHTTPServer):
         pass
 
 
+def error_text(body) -> str:
+    """The message of an error body, whichever provider's shape it has."""
+    error = body.get("error") if isinstance(body, dict) else body
+    message = error.get("message") if isinstance(error, dict) else error
+    return message if isinstance(message, str) else str(body)
+
+
 class _Abort(Exception):
     """The stream ended early (dropped, stalled out, client gone, or the fake is stopping)."""
 
@@ -86,10 +93,13 @@ class _Handler(BaseHTTPRequestHandler):
         rec = RecordedRequest(fmt and fmt.id, self.command, parts.path, query, headers, body,
                               client=self.client_address)
         route = fmt.chat_route(rest, body) if fmt and self.command == "POST" else None
+        embed = fmt.embeddings_route(rest, body) if fmt and self.command == "POST" and route is None else None
         if fmt and self.command == "GET" and rest == "/models":
             rec.kind = "models"
         elif route is not None:
             rec.kind, (rec.model, rec.stream) = "chat", route
+        elif embed is not None:
+            rec.kind, (rec.model,) = "embeddings", embed
         self.fake._record(rec)
         try:
             if rec.kind == "other":
@@ -100,9 +110,17 @@ class _Handler(BaseHTTPRequestHandler):
             if rec.kind == "models":
                 return self._send_body(200, fmt.model_list(list(self.fake.models.get(fmt.id, []))),
                                        fmt.default_headers(200))
+            if rec.kind == "embeddings":
+                status, answer = fmt.embeddings(rec)
+                return self._send_body(status, answer, fmt.default_headers(status))
             if self.fake.strict_models and rec.model not in self.fake.models.get(fmt.id, []):
                 status = fmt.unknown_model_status
                 return self._send_body(status, fmt.error_body(status, rec.model), fmt.default_headers(status))
+            refused = fmt.refusal(rec)
+            if refused is not None:  # the provider refuses the request itself: the scripted reply stays queued
+                status, answer = refused
+                rec.refusal = error_text(answer)
+                return self._send_body(status, answer, fmt.default_headers(status))
             self._chat(fmt, rec, self.fake._next_reply(fmt.id))
         except (_Abort, OSError):
             self.close_connection = True
@@ -170,7 +188,6 @@ class _Handler(BaseHTTPRequestHandler):
     def _chat(self, fmt: WireFormat, rec, r: Reply):
         p = fmt.id
         model = rec.model or fmt.default_model
-        chunks = r.chunks if r.chunks is not None else ["Hello", " from", f" {p}"]
         self._pause(r.header_delay, rec)
         if r.never_answer:
             self._pause(r.stall_seconds, rec)
@@ -203,10 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif r.error_event is not None:  # a non-streamed request can get 200 + an error body too (OpenRouter)
                 body = r.error_event
             else:
-                body = fmt.full(fmt.answer(model, r, rec), chunks)
+                a = fmt.answer(model, r, rec)
+                body = fmt.full(a, a.chunks)
             self.fake._outcome(p, "complete")
             return self._send_body(r.status, body, extra, r.headers)
         a = fmt.answer(model, r, rec)
+        chunks = a.chunks
         sse_end, array = fmt.separator(self.fake), fmt.streams_array(rec)
         self.send_response(200)
         hdrs = {"content-type": "application/json; charset=UTF-8" if array else "text/event-stream",
@@ -233,6 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._pause(r.first_delay, rec)
         body = [(False, e) for e in fmt.head(a)] + [(False, fmt.reasoning(a, t)) for t in r.reasoning]
         body += [(True, fmt.content(a, t, i, len(chunks))) for i, t in enumerate(chunks)]
+        body += [(True, e) for e in (fmt.tool_call_events(a) if a.calls else [])]  # counted with the content
         sent = 0
         for idx, (is_content, ev) in enumerate(body + [(True, None)]):
             if is_content:  # checkpoints before each content chunk and after the last one

@@ -1,19 +1,31 @@
 """The OpenAI-compatible wire format: `POST /chat/completions` with a Bearer key, `chat.completion.chunk` SSE
-events ending with `data: [DONE]`, `GET /models` as an OpenAI list, errors as `{"error": {...}}`.
+events ending with `data: [DONE]`, `GET /models` as an OpenAI list, errors as `{"error": {...}}`, and
+`POST /embeddings`.
 
 This class serves, as it is, any OpenAI-compatible provider of the gateway's registry that has no format of its
 own here; Groq, Cerebras, OpenRouter and Hugging Face subclass it and override only what they do differently.
 Shapes: https://platform.openai.com/docs/api-reference/chat/create (and /chat-streaming, /models/list),
-https://platform.openai.com/docs/guides/error-codes."""
+https://platform.openai.com/docs/guides/error-codes. Tool calls as OpenAI streams them, each call's first piece
+with its id, type, name and empty arguments, then the arguments in pieces, all with the call's index, and
+`finish_reason: "tool_calls"`: https://platform.openai.com/docs/guides/function-calling#streaming; whole, in
+`message.tool_calls` with `content: null`: https://platform.openai.com/docs/api-reference/chat/object.
+Embeddings: https://platform.openai.com/docs/api-reference/embeddings/create (`data[].embedding`, float or
+base64 of little-endian float32 with `encoding_format: "base64"`, `dimensions`, `usage`)."""
 from __future__ import annotations
 
-from tests.fakeprovider.base import Answer, WireFormat
+import base64
+import struct
+
+from tests.fakeprovider.base import Answer, WireFormat, embedding_of, pieces
 
 
 class OpenAICompatibleFormat(WireFormat):
     reasoning_field = "reasoning_content"   # the DeepSeek convention; Groq, Cerebras, OpenRouter say "reasoning"
     first_delta = {"role": "assistant", "content": ""}   # the delta of the head chunk
     chunk_extras = {"system_fingerprint": "fp_fake"}      # top-level fields between "model" and "choices"
+    # The models that take images; a request with an image_url part for another model gets image_error(). None:
+    # not modelled, every model takes them (they are recorded either way: RecordedRequest.images()).
+    vision_models: tuple[str, ...] | None = None
 
     def chat_route(self, rest, body):
         if rest != "/chat/completions":
@@ -69,7 +81,12 @@ class OpenAICompatibleFormat(WireFormat):
         return {self.reasoning_field: text}
 
     def head(self, a):
-        return [self.chunk(a, dict(self.first_delta))]
+        delta = dict(self.first_delta)
+        if a.calls and "content" in delta:
+            # An answer that calls tools starts with null content, as OpenAI's do (a captured stream:
+            # https://github.com/alexbrowng/aiomodels/blob/main/tests/openai/chat_completion_chunks/get_weather.py).
+            delta["content"] = None
+        return [self.chunk(a, delta)]
 
     def reasoning(self, a, text):
         return self.chunk(a, self.reasoning_delta(text))
@@ -78,7 +95,7 @@ class OpenAICompatibleFormat(WireFormat):
         return self.chunk(a, {"content": text})
 
     def tail(self, a):
-        last = self.chunk(a, {}, a.reply.finish_reason, last=True)
+        last = self.chunk(a, {}, self.finish(a), last=True)
         return [last] if a.reply.usage is None else self.with_usage(a, last, self.usage(a))
 
     def with_usage(self, a: Answer, last: dict, usage: dict) -> list[dict]:
@@ -89,12 +106,15 @@ class OpenAICompatibleFormat(WireFormat):
 
     def full(self, a, chunks):
         r = a.reply
-        msg = {"role": "assistant", "content": "".join(chunks)}
+        msg = {"role": "assistant", "content": "".join(chunks) or (None if a.calls else "")}
         reasoning = "".join(r.reasoning)
         if reasoning:
             msg.update(self.reasoning_delta(reasoning))
+        if a.calls:
+            msg["tool_calls"] = [{"id": c.id, "type": "function",
+                                  "function": {"name": c.name, "arguments": c.arguments}} for c in a.calls]
         obj = {"id": a.id, "object": "chat.completion", "created": a.created, "model": a.model,
-               "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": r.finish_reason}]}
+               "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": self.finish(a)}]}
         if r.usage is not None:
             obj["usage"] = self.usage(a)
         return self.finish_full(a, obj)
@@ -102,3 +122,65 @@ class OpenAICompatibleFormat(WireFormat):
     def finish_full(self, a: Answer, obj: dict) -> dict:
         """Provider-specific additions to the non-streamed response object."""
         return obj
+
+    def tool_call_events(self, a):
+        events = []
+        for n, call in enumerate(a.calls):
+            events.append(self.chunk(a, {"tool_calls": [{"index": n, "id": call.id, "type": "function",
+                                                         "function": {"name": call.name, "arguments": ""}}]}))
+            events += [self.chunk(a, {"tool_calls": [{"index": n, "function": {"arguments": piece}}]})
+                       for piece in pieces(call.arguments)]
+        return events
+
+    def wants_json(self, body):
+        fmt = body.get("response_format") if isinstance(body, dict) else None
+        return isinstance(fmt, dict) and fmt.get("type") in ("json_object", "json_schema")
+
+    def refusal(self, rec):
+        if self.vision_models is None or rec.model in self.vision_models:
+            return None
+        at = first_image(rec.json)
+        return None if at is None else (400, self.image_error(*at))
+
+    def image_error(self, message: int, part: int) -> dict:
+        """What a text-only model answers for an image (part `part` of message `message`): OpenAI's own, as
+        quoted in https://github.com/vllm-project/vllm/issues/11629."""
+        return {"error": {"message": "Invalid content type. image_url is only supported by certain models.",
+                          "type": "invalid_request_error", "param": f"messages.[{message}].content.[{part}].type",
+                          "code": None}}
+
+    def embeddings_route(self, rest, body):
+        if rest != "/embeddings":
+            return None
+        return (body.get("model") if isinstance(body, dict) else None,)
+
+    def embeddings(self, rec):
+        body = rec.json if isinstance(rec.json, dict) else {}
+        texts = body.get("input")
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t for t in texts):
+            # No capture of this refusal was found: the message is assumed, the shape is OpenAI's.
+            return 400, {"error": {"message": "'input' must be a non-empty string or array of non-empty strings.",
+                                   "type": "invalid_request_error", "param": "input", "code": None}}
+        dims = body.get("dimensions") if isinstance(body.get("dimensions"), int) and body["dimensions"] > 0 else None
+        packed = body.get("encoding_format") == "base64"
+        data = []
+        for n, text in enumerate(texts):
+            vector = embedding_of(text, *([dims] if dims else []))
+            if packed:
+                vector = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+            data.append({"object": "embedding", "index": n, "embedding": vector})
+        tokens = sum(max(1, len(t) // 4) for t in texts)
+        return 200, {"object": "list", "data": data, "model": rec.model,
+                     "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+
+def first_image(body) -> tuple[int, int] | None:
+    """(message index, part index) of the first image_url part of an OpenAI-shaped request; None without one."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    for n, message in enumerate(messages if isinstance(messages, list) else []):
+        content = message.get("content") if isinstance(message, dict) else None
+        for k, part in enumerate(content if isinstance(content, list) else []):
+            if isinstance(part, dict) and part.get("type") == "image_url":
+                return n, k
+    return None

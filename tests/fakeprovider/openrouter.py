@@ -38,7 +38,7 @@ class OpenRouterFormat(OpenAICompatibleFormat):
 
     def finish_full(self, a, obj):
         obj["provider"] = "Chutes"
-        obj["choices"][0]["native_finish_reason"] = a.reply.finish_reason
+        obj["choices"][0]["native_finish_reason"] = self.finish(a)
         return obj
 
     def error_body(self, status, model="model"):

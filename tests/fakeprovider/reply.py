@@ -50,3 +50,15 @@ class Reply:
     redirect: str | None = None             # answer `status` (307 unless a 3xx) with Location: this path on the fake
     echo_key: bool = False                  # error body (under `status`) whose message repeats the API key received,
                                             # with HTML and a server path in it
+    # Tools, JSON output. Each format answers these in its own shape (see its tool_call_events and full).
+    tool_calls: list[tuple[str, str | dict]] = field(default_factory=list)
+                                            # (function name, arguments as JSON text or a dict): answered as the
+                                            # provider's tool calls, after the content (none by default when there
+                                            # are tool calls); finish_reason "stop" then reads as the provider's
+                                            # own word for a tool call answer ("tool_calls", Gemini's "STOP")
+    json_content: object = None             # the content when the request asks for JSON output (OpenAI
+                                            # response_format json_object/json_schema, Gemini responseMimeType
+                                            # application/json): a str is sent as it is, anything else as JSON; a
+                                            # request that does not ask gets `chunks` as usual
+    thought_signature: str | None = None    # Gemini: the thoughtSignature on the first functionCall (None: a fresh
+                                            # one, standard base64 as Gemini writes it)

@@ -111,6 +111,9 @@ class FakeProviders:
     def chat_requests(self, provider: str | None = None) -> list[RecordedRequest]:
         return [r for r in self.requests if r.kind == "chat" and provider in (None, r.provider)]
 
+    def embedding_requests(self, provider: str | None = None) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.kind == "embeddings" and provider in (None, r.provider)]
+
     @property
     def disconnects(self) -> list[str]:
         with self._cond:

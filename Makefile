@@ -1,23 +1,37 @@
 # `make run` serves the gateway on PORT (3000); `make test` runs the whole suite.
-# Both create the virtual environment in .venv on first use.
+# Both create the virtual environment in .venv on first use. `make install` is what a server needs: the
+# gateway and its dependencies, without the test tools (those come with `make test` alone).
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test install clean
+.PHONY: run test install check clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
+
+# Each stamp is redone only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 
-run: install
-	@[ -f .env ] || cp .env.example .env
-	$(VENV)/bin/gunicorn -c gunicorn.conf.py app:app
+# Settings and the key database, checked before gunicorn starts: gunicorn reads WEB_CONCURRENCY before any
+# of our code runs and would answer a wrong one with a traceback.
+check: install
+	@[ -f .env ] || { (umask 077 && cp .env.example .env) && \
+		echo "Created .env from .env.example (readable by you alone: it will hold your keys)."; }
+	@$(VENV)/bin/python -m utils.settings --check
 
-test: install
+run: check
+	@exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
+
+test: $(VENV)/.installed-dev
 	$(VENV)/bin/pytest -q
 
 clean:

@@ -8,9 +8,10 @@ from functools import partial
 from dotenv import load_dotenv
 from flask import Flask
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from providers import build_providers
-from routes import admin, chat, embeddings, health, metrics, openai_api, openapi
+from routes import admin, chat, commands, embeddings, health, metrics, openai_api, openapi
 from routes.errors import register_error_handlers
 from utils.keys import KeyStore
 from utils.limits import init_limits
@@ -58,6 +59,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     for module in (chat, openai_api, embeddings, health, metrics, admin, openapi):
         app.register_blueprint(module.bp)
     init_limits(app, settings)  # after the blueprints: it limits the views they declare limited
+    if settings.trusted_proxies:
+        # Behind nginx the peer is nginx: believe the last N X-Forwarded-For hops (the ones our proxies wrote, not
+        # what a client sent), so per-IP limits and logs see the real client.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies)
+    for group in commands.GROUPS:  # `flask --app app keys|db|providers ...`
+        app.cli.add_command(group)
 
     log.info("gateway ready", extra={
         "providers": [p.name for p in router.configured] or "none: /chat answers 503",

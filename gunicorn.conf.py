@@ -1,27 +1,65 @@
 """gunicorn settings. Imports nothing from the app: the gevent worker patches the standard library
-itself, before the app (and `ssl`) is imported."""
+itself, before the app (and `ssl`) is imported.
+
+`.env` is read here, in the master, so HOST, PORT, WEB_CONCURRENCY and REDIS_URL may come from it, and the
+workers inherit the rest. A variable set in the environment wins over `.env`. A HUP (`systemctl reload`)
+re-reads `.env` for the app's settings (keys, limits...): see `on_reload`."""
 import os
+import signal
+import subprocess
 import sys
 
-from dotenv import load_dotenv
+from dotenv import dotenv_values, find_dotenv
 
-load_dotenv()  # PORT, WEB_CONCURRENCY and REDIS_URL may come from .env
+# The names this master took from .env (comma-separated), kept in its environment because gunicorn runs this
+# file afresh on every HUP: what was loaded, and that this run is a reload, must outlive the module.
+LOADED = "GATEWAY_DOTENV_NAMES"
+
+
+def read_env_file() -> dict[str, str]:
+    return {name: value for name, value in dotenv_values(find_dotenv()).items() if value is not None}
+
+
+def fail(message: str):
+    sys.exit(f"Configuration error: {message}")  # one line, no traceback; gunicorn exits with status 1
+
+
+if LOADED not in os.environ:  # the first start; on a HUP the environment already holds what .env gave
+    # A name whose value equals the file's counts as loaded from it too: systemd's EnvironmentFile=.env sets them
+    # all, and a HUP must still be able to change them.
+    _loaded = {name: value for name, value in read_env_file().items() if os.environ.get(name, value) == value}
+    os.environ.update(_loaded)
+    os.environ[LOADED] = ",".join(_loaded)
+
+
+def whole_number(name: str, value: str, low: int, high: int | None = None) -> int:
+    """The same check and wording as utils/settings.py, which the app runs too late for these two: gunicorn
+    needs them to bind and fork before any app code runs."""
+    try:
+        number = int(value)
+    except ValueError:
+        fail(f"{name} must be a whole number, got {value.strip()!r}")
+    if number < low or (high is not None and number > high):
+        fail(f"{name} must be " + (f"between {low} and {high}" if high is not None else f"at least {low}")
+             + f", got {number}")
+    return number
+
 
 # What to serve, so `gunicorn -c gunicorn.conf.py` alone starts the gateway (a name on the command line wins).
 wsgi_app = "app:app"
 # Where to listen: HOST (every interface by default; 127.0.0.1 behind a local nginx), on PORT.
-_host = os.environ.get("HOST") or "0.0.0.0"
-_port = os.environ.get("PORT") or "3000"
+_host = (os.environ.get("HOST") or "").strip() or "0.0.0.0"
+_port = whole_number("PORT", os.environ.get("PORT") or "3000", 1, 65535)
 bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"  # an IPv6 address goes in brackets
 # gevent: thousands of concurrent streams per worker, each a greenlet waiting on its provider.
 worker_class = "gevent"
 # One worker keeps limits, round-robin and metrics exact in process memory; more need REDIS_URL.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 1)
+workers = whole_number("WEB_CONCURRENCY", os.environ.get("WEB_CONCURRENCY") or "1", 1)
 # Open connections per worker.
 worker_connections = 2000
 # A gevent worker's heartbeat runs in its own greenlet, so a long stream never trips this.
 timeout = 60
-# Time a worker gets on shutdown to finish the streams it is serving.
+# Time a worker gets on shutdown (and on a HUP, the old workers) to finish the streams it is serving.
 graceful_timeout = 30
 # Idle client keep-alive.
 keepalive = 5
@@ -38,3 +76,53 @@ def on_starting(server):
     if server.cfg.workers > 1 and not os.environ.get("REDIS_URL"):
         sys.exit(f"Refusing to start {server.cfg.workers} workers without REDIS_URL: each worker would keep "
                  "its own rate limits, rotation and metrics. Set REDIS_URL or use one worker.")
+
+
+def post_worker_init(worker):
+    """Ctrl-C reaches a worker twice: the terminal's SIGINT and the master's SIGQUIT. gunicorn's gevent worker
+    answers each by spawning a greenlet that ends in sys.exit(0); the second one runs while the interpreter is
+    shutting down, where gevent prints its SystemExit as a traceback. The first quit is enough.
+
+    The first worker to have loaded the app also says where the gateway answers (gunicorn says nothing at the
+    warning log level), once, and only now that it does answer."""
+    if worker.age == 1:
+        hint = " (Ctrl-C stops it)" if sys.stderr.isatty() else ""
+        for host, port in (address for address in worker.cfg.address if isinstance(address, tuple)):
+            where = f"[{host}]" if ":" in host else host
+            print(f"AI gateway listening on http://{where}:{port}{hint}", file=sys.stderr, flush=True)
+
+    quitting = []
+
+    def quit_once(sig, frame):
+        # Repeats are dropped here, not by setting SIG_IGN: a signal already on its way would then find SIG_IGN
+        # in place, and Python reports that as "Signal 3 ignored due to race condition", with a traceback.
+        if not quitting:
+            quitting.append(sig)
+            worker.handle_quit(sig, frame)
+
+    signal.signal(signal.SIGINT, quit_once)
+    signal.signal(signal.SIGQUIT, quit_once)
+
+
+def on_reload(server):
+    """On HUP, before gunicorn starts new workers (the old ones finish their streams): take the app's settings
+    afresh from .env, so a rotated key needs no restart. The new values are checked first, as `make run` does;
+    a wrong one is named and the workers start with the settings they had, since a worker that cannot boot
+    would stop the whole server. HOST, PORT and WEB_CONCURRENCY were read when this file ran: they need a restart."""
+    before = [name for name in os.environ[LOADED].split(",") if name]
+    environment = {name: value for name, value in os.environ.items() if name not in before}
+    loaded = {name: value for name, value in read_env_file().items() if name not in environment}
+    candidate = {**environment, **loaded, LOADED: ",".join(loaded)}
+    try:
+        check = subprocess.run([sys.executable, "-m", "utils.settings", "--check"], env=candidate,
+                               cwd=server.cfg.chdir, capture_output=True, text=True, timeout=60, check=False)
+        problem = check.stderr.strip() if check.returncode else ""
+    except (OSError, subprocess.SubprocessError) as exc:  # an exception here would stop the master itself
+        problem = f"the check could not run: {exc}"
+    if problem:
+        print(f"HUP: .env not applied, the workers keep their settings. {problem}", file=sys.stderr, flush=True)
+        return
+    for name in before:
+        os.environ.pop(name, None)
+    os.environ.update(loaded)
+    os.environ[LOADED] = candidate[LOADED]

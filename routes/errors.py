@@ -3,6 +3,7 @@ or, on the OpenAI-compatible routes (`/v1/...`), OpenAI's `{"error": {"message",
 from __future__ import annotations
 
 import logging
+import math
 
 from flask import Flask, jsonify, request
 from flask_limiter.errors import RateLimitExceeded
@@ -57,7 +58,11 @@ def openai_error_response(status: int, message: str, *, param: str | None, code:
 
 
 def handle_gateway_error(error: GatewayError):
-    return error_response(error.status, error.message, param=error.param, code=error.code)
+    response = error_response(error.status, error.message, param=error.param, code=error.code)
+    # Only 503 and 429 give Retry-After a meaning (RFC 9110 10.2.3); a provider's own ask on a 400 is not ours.
+    if error.retry_after is not None and response.status_code in (429, 503):
+        response.headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
+    return response
 
 
 def handle_rate_limit(error: RateLimitExceeded):

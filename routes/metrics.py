@@ -28,4 +28,5 @@ def metrics():
 
 @bp.get("/metrics/prometheus")
 def metrics_prometheus():
-    return Response(prometheus.render(current_app.extensions["metrics"]), content_type=CONTENT_TYPE_LATEST)
+    ext = current_app.extensions
+    return Response(prometheus.render(ext["metrics"], ext["router"].configured), content_type=CONTENT_TYPE_LATEST)

@@ -16,11 +16,12 @@ LAYERS = (
                                              "utils.upstream", "utils.wire", "utils.logs", "utils.disconnect",
                                              "utils.state"}),
     ("providers", {"providers"}),
-    ("settings and bookkeeping", {"utils.settings", "utils.keys", "utils.metrics", "utils.prometheus"}),
+    ("settings and bookkeeping", {"utils.settings", "utils.schema", "utils.migrations", "utils.keys", "utils.dbops",
+                                  "utils.metrics", "utils.prometheus"}),
     ("router and relay", {"utils.circuits", "utils.router", "utils.relay", "utils.model_watch"}),
     ("request orchestration", {"utils.auth", "utils.limits", "utils.validation", "utils.openai_request",
                                "utils.requestlog", "utils.dispatch"}),
-    ("views", {"routes"}),
+    ("views", {"routes", "routes.commands"}),  # the operator commands are an interface like the views
     ("the factory", {"app"}),
 )
 PACKAGES = ("utils", "providers", "routes")

@@ -146,7 +146,7 @@ def test_health_live_and_ready(start_gateway):
     gateway = start_gateway(providers=["groq"])
     assert requests.get(f"{gateway.url}/health/live", timeout=5).json() == {"status": "ok"}
     ready = requests.get(f"{gateway.url}/health/ready", timeout=5)
-    assert ready.status_code == 200 and ready.json()["checks"] == {"keyStore": True}
+    assert ready.status_code == 200 and ready.json()["checks"] == {"keyStore": True, "providers": True}
 
 
 def test_a_token_budget_too_small_for_the_prompt_skips_the_provider(start_gateway, fake):

@@ -109,7 +109,7 @@ def test_metrics_are_the_same_from_either_instance(two_instances):
     assert sum(s["requests"] for s in from_a["services"].values()) == 6
     text = requests.get(f"{b.url}/metrics/prometheus", timeout=5).text
     assert "gateway_requests_total 6.0" in text
-    assert 'gateway_provider_requests_total{provider="Groq"} 2.0' in text
+    assert 'gateway_provider_requests_total{model="moonshotai/kimi-k2-instruct-0905",provider="groq"} 2.0' in text
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@
     +-- AuthRequired             401, no key sent
     +-- InvalidKey               403, unknown or revoked key
     +-- NotFound                 404
-    +-- NoProviders              503, nothing is configured (or everything is cooling down)
+    +-- NoProviders              503, nothing is configured (or everything is cooling down: `retry_after` says how long)
     +-- UpstreamFailed           502, every provider tried has failed
     +-- StateUnavailable         503, Redis or the key database is unreachable
     +-- ProviderError            one provider's failure; carries whether another provider may take over
@@ -24,15 +24,18 @@ class GatewayError(Exception):
     # For OpenAI-shaped errors on /v1: the request field at fault, and a machine-readable code.
     param: str | None = None
     code: str | None = None
+    # Seconds until a retry can succeed; the handler sends it as Retry-After on a 503 or 429.
+    retry_after: float | None = None
 
     def __init__(self, message: str | None = None, status: int | None = None, *, param: str | None = None,
-                 code: str | None = None):
+                 code: str | None = None, retry_after: float | None = None):
         super().__init__(message or self.message)
         self.message = message or self.message
         if status is not None:
             self.status = status
         self.param = param or self.param
         self.code = code or self.code
+        self.retry_after = retry_after
 
 
 class ValidationError(GatewayError):

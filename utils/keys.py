@@ -18,10 +18,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from utils.clock import iso
-from utils.errors import StateUnavailable
+from utils.errors import StateUnavailable, ValidationError
+from utils.schema import migrate
 
 log = logging.getLogger("gateway")
 
+# The tables as the code reads and writes them. Their schema is made by Alembic revisions (utils/schema.py):
+# a change here needs a new revision in utils/migrations/versions, which tests/test_migrations.py checks.
 metadata = sa.MetaData()
 api_keys = sa.Table(
     "api_keys", metadata,
@@ -39,8 +42,7 @@ api_keys = sa.Table(
 FLUSH_SECONDS = 2.0
 # Length of the `id` the list shows (a hash prefix): revoking by id needs all of it.
 ID_CHARS = 12
-# Any number: PostgreSQL advisory lock that serialises the schema step between instances starting at once.
-SCHEMA_LOCK = 727_001
+MAX_NAME = 200
 
 
 def hash_key(key: str) -> str:
@@ -50,6 +52,17 @@ def hash_key(key: str) -> str:
 
 def mask(key: str) -> str:
     return f"{key[:7]}...{key[-4:]}"
+
+
+def check_name(name) -> str:
+    """The name to store for a new key, or a ValidationError saying what is wrong with it."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name must be a non-empty string", param="name")
+    if len(name) > MAX_NAME:
+        raise ValidationError(f"name must be at most {MAX_NAME} characters", param="name")
+    if not name.isprintable():  # a NUL byte is refused by PostgreSQL; control characters garble logs and pages
+        raise ValidationError("name must not contain control characters", param="name")
+    return name.strip()
 
 
 @dataclass
@@ -84,6 +97,12 @@ class KeyStore:
     def revoke(self, key_hash: str) -> bool:
         with self._begin() as db:
             return db.execute(api_keys.delete().where(api_keys.c.key_hash == key_hash)).rowcount > 0
+
+    def revoke_key(self, *, key: str | None = None, key_id: str | None = None) -> bool:
+        """Revoke by the key itself or by the `id` the list shows (the plaintext is not kept); False when
+        no such key."""
+        key_hash = hash_key(key) if key else self.find(key_id or "")
+        return bool(key_hash) and self.revoke(key_hash)
 
     def find(self, key_id: str) -> str | None:
         """The hash of the key whose listed `id` (a hash prefix) is `key_id`, if exactly one matches. Only
@@ -186,15 +205,6 @@ def _public(row, pending: _Usage | None) -> dict:
         "completionTokens": row["completion_tokens"] + pending.completion_tokens,
         "enabled": row["enabled"],
     }
-
-
-def migrate(engine: sa.Engine) -> None:
-    """Create what is missing; safe to run twice, and from two instances at once."""
-    with engine.begin() as db:
-        if engine.dialect.name == "postgresql":
-            db.execute(sa.text("SELECT pg_advisory_xact_lock(:id)"), {"id": SCHEMA_LOCK})
-        for table in metadata.sorted_tables:  # IF NOT EXISTS: a second run, or a racing worker, changes nothing
-            db.execute(sa.schema.CreateTable(table, if_not_exists=True))
 
 
 def _engine(url: str) -> sa.Engine:

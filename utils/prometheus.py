@@ -1,11 +1,21 @@
 """Prometheus exposition of the same figures /metrics shows, read from the state store at scrape time,
-so any worker (and, with Redis, any machine) answers with the whole gateway's numbers."""
+so any worker (and, with Redis, any machine) answers with the whole gateway's numbers.
+
+Each provider's series carry `provider` (its id, as clients and settings name it) and `model` (its
+configured model): a display name can change with the code, and a model change must start new series."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
 from utils.metrics import BUCKETS, Metrics
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+
+LABELS = ["provider", "model"]
 
 # (metric name, help, stored field)
 COUNTERS = (
@@ -20,18 +30,21 @@ COUNTERS = (
 
 
 class GatewayCollector:
-    def __init__(self, metrics: Metrics):
+    def __init__(self, metrics: Metrics, providers: tuple[Provider, ...]):
         self.metrics = metrics
+        # /metrics keys its figures by display name; the labels are the id and model of that provider.
+        self.labels = {p.name: [p.id, p.model] for p in providers}
 
     def collect(self):
-        total, services = self.metrics.raw()
+        total, stored = self.metrics.raw()
+        services = {tuple(self.labels[name]): fields for name, fields in stored.items() if name in self.labels}
         requests = CounterMetricFamily("gateway_requests", "Chat requests dispatched to providers")
         requests.add_metric([], float(total.get("totalRequests", 0)))
         yield requests
         for name, help_text, field in COUNTERS:
-            family = CounterMetricFamily(name, help_text, labels=["provider"])
-            for service, fields in services.items():
-                family.add_metric([service], float(fields.get(field, 0)))
+            family = CounterMetricFamily(name, help_text, labels=LABELS)
+            for labels, fields in services.items():
+                family.add_metric(list(labels), float(fields.get(field, 0)))
             yield family
         yield self._histogram("gateway_provider_duration_seconds", "Whole call to a provider", "latency",
                               "durationMs", "requests", services)
@@ -43,17 +56,17 @@ class GatewayCollector:
 
     @staticmethod
     def _histogram(name, help_text, prefix, sum_field, count_field, services):
-        family = HistogramMetricFamily(name, help_text, labels=["provider"])
-        for service, fields in services.items():
+        family = HistogramMetricFamily(name, help_text, labels=LABELS)
+        for labels, fields in services.items():
             cumulative, buckets = 0.0, []
             for bound in BUCKETS:
                 cumulative += float(fields.get(f"{prefix}:{bound}", 0))
                 buckets.append(("+Inf" if bound == float("inf") else str(bound), cumulative))
-            family.add_metric([service], buckets, float(fields.get(sum_field, 0)) / 1000)
+            family.add_metric(list(labels), buckets, float(fields.get(sum_field, 0)) / 1000)
         return family
 
 
-def render(metrics: Metrics) -> bytes:
+def render(metrics: Metrics, providers: tuple[Provider, ...]) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(metrics))
+    registry.register(GatewayCollector(metrics, providers))
     return generate_latest(registry)

@@ -6,7 +6,7 @@ Cool-downs: a 429 rests the provider until the time it named (Retry-After, Retry
 `failure_cooldown`; `failure_threshold` failures in a row open the circuit for a back-off that doubles
 on each opening, after which one probe request is let through (others skip the provider meanwhile); a
 model the provider says does not exist takes it out until restart, since no retry can fix the
-configuration.
+configuration (or until an operator's `reset`, which also lifts any other rest).
 """
 from __future__ import annotations
 
@@ -78,8 +78,16 @@ class Router:
         available = [p for p in (self.configured if among is None else among)
                      if circuits[p.id].until <= now and self._quotas[p.id].exhausted_until(now, tokens) <= now]
         if not available:
-            raise NoProviders("All providers are cooling down; try again later")
+            raise NoProviders("All providers are cooling down; try again later",
+                              retry_after=self._back_in(now, tokens, among))
         return available
+
+    def _back_in(self, now: float, tokens: int, among: list[Provider] | None) -> float | None:
+        """Seconds until the first of the providers asked for can take this request again (the client's
+        Retry-After); None when every one is out until an operator acts, since no wait would help."""
+        soonest = min((max(self._seen[p.id].until, self._quotas[p.id].exhausted_until(now, tokens))
+                       for p in (self.configured if among is None else among)), default=math.inf)
+        return None if soonest == math.inf else soonest - now
 
     def _after(self, index: int, available: list[Provider], max_attempts: int) -> list[Provider]:
         count = len(self.configured)
@@ -118,7 +126,8 @@ class Router:
             return self._model_gone(provider, circuit)
         if quota and quota.out_until_restart:  # e.g. credits gone, or the tier has no such model
             circuit.until, circuit.reason = math.inf, quota.reason
-            circuit.detail = f"{provider.name} cannot serve until an operator acts ({quota.reason}); restart to retry"
+            circuit.detail = (f"{provider.name} cannot serve until an operator acts ({quota.reason}); "
+                              "reset or restart to retry")
         elif quota and quota.retry_at and quota.retry_at > now:  # the provider said when (a daily reset, say)
             circuit.until, circuit.reason = quota.retry_at, quota.reason or error.kind
         elif error.upstream_status == 429:  # busy, not broken: rest it without counting a failure
@@ -187,6 +196,20 @@ class Router:
             self._probing.discard(provider.id)
             circuit.until = 0.0
             self._write(provider, circuit)
+
+    def reset(self, provider: Provider) -> None:
+        """An operator's word that the provider is fine again (a key topped up, a model setting fixed at
+        the provider's end): forget its failures, back-off, "model missing" and last quota, in the state
+        store, so every worker and machine sharing it takes the provider back at once. Something still
+        wrong is found again by the next request or model check."""
+        was = self.status()[provider.id]
+        self._probing.discard(provider.id)
+        self._quotas[provider.id] = QuotaState()
+        # The empty quota's fields (resets at 0), not an absent hash: a store can replace a hash but not delete it.
+        self.store.put(f"quota:{provider.id}", QuotaState().fields())
+        self._write(provider, Circuit())
+        log.info("provider reset by an operator", extra={
+            "service": provider.name, "was": was["state"], "reason": was.get("reason", "")})
 
     def status(self) -> dict[str, dict]:
         """Per provider id: its state for /health, with what its quota said last."""

@@ -1,14 +1,18 @@
 """Settings: one frozen dataclass, built once from the environment by `load_settings`.
 
-Nothing else in the project reads `os.environ`. Tests build `Settings(...)` directly.
+Nothing else in the project reads `os.environ`. Tests build `Settings(...)` directly. `make run` runs `check`.
 """
 from __future__ import annotations
 
 import math
 import os
 import re
+import secrets
+import sys
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from dotenv import load_dotenv
 
 from providers import PROVIDER_CLASSES
 from providers.base import CAPABILITIES, ProviderSettings
@@ -62,6 +66,10 @@ class Settings:
     answer_timeout: float = 600.0
     # true: /metrics and /metrics/prometheus need the master key.
     metrics_require_key: bool = False
+    # Proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are believed; 0 believes no client header.
+    trusted_proxies: int = 0
+    # gunicorn reads WEB_CONCURRENCY itself; read here too so a wrong value is named before it starts.
+    workers: int = 1
 
     @property
     def rate_limit(self) -> str:
@@ -128,6 +136,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         max_answer_bytes=env.int("MAX_ANSWER_BYTES", 32 * 1024 * 1024, low=1024),
         answer_timeout=env.float("ANSWER_TIMEOUT", 600.0),
         metrics_require_key=env.bool("METRICS_REQUIRE_KEY", False),
+        trusted_proxies=env.int("TRUSTED_PROXIES", 0, low=0),
+        workers=env.int("WEB_CONCURRENCY", 1, low=1),
     )
 
 
@@ -212,3 +222,28 @@ class _Env:
         if scheme not in ("sqlite", "postgresql+psycopg"):
             raise SettingsError(f"{name} must be a sqlite:/// path or a postgresql:// URL")
         return value
+
+
+def check() -> None:
+    """Settings as gunicorn will see them, and the key database: one line naming what is wrong, else advice."""
+    from utils.keys import KeyStore  # here: the app's own settings need no database driver or Alembic
+    load_dotenv()  # as gunicorn.conf.py does: set variables win over .env
+    try:
+        settings = load_settings()
+        KeyStore(settings.database_url).close()
+    except SettingsError as error:
+        sys.exit(f"Configuration error: {error}")
+    except Exception as exc:  # SQLAlchemy's, the driver's or the file system's: all mean it cannot be opened
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        sys.exit(f"Configuration error: DATABASE_URL: cannot open the key database: {reason}")
+    if not any(p.configured for p in settings.providers):
+        print("No provider key is set, so /chat answers 503 and /health says down: set one or more of "
+              f"{', '.join(cls.key_setting for cls in PROVIDER_CLASSES)} in .env, then start again.")
+    if not settings.master_api_key:
+        print("MASTER_API_KEY is empty, so /admin/keys is closed. A strong one, generated just now (or make one: "
+              "python -c 'import secrets; print(secrets.token_urlsafe(32))'):\n"
+              f"    MASTER_API_KEY={secrets.token_urlsafe(32)}")
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--check"]:
+    check()

@@ -1,0 +1,43 @@
+"""Database chores an operator runs (routes/commands.py): copying the keys to another database, and backing
+a live SQLite database up."""
+from __future__ import annotations
+
+import os
+import sqlite3
+
+import sqlalchemy as sa
+
+from utils.keys import ID_CHARS, KeyStore, api_keys
+
+
+def copy_keys(source: sa.Engine, target_url: str) -> tuple[int, list[str]]:
+    """Copy every key, with its usage, from `source` into the database at `target_url`, migrating that one
+    first. A key already there is left as it is (its usage there may be newer): returns how many keys were
+    copied and the ids of those skipped. One transaction on the target: all of them or none."""
+    with source.connect() as db:
+        rows = [dict(row) for row in db.execute(sa.select(api_keys)).mappings()]
+    target = KeyStore(target_url)  # builds or upgrades its schema
+    try:
+        with target.engine.begin() as db:
+            present = set(db.execute(sa.select(api_keys.c.key_hash)).scalars())
+            new = [row for row in rows if row["key_hash"] not in present]
+            if new:
+                db.execute(api_keys.insert(), new)
+    finally:
+        target.close()
+    return len(new), [row["key_hash"][:ID_CHARS] for row in rows if row["key_hash"] in present]
+
+
+def backup_sqlite(engine: sa.Engine, path: str) -> None:
+    """A consistent copy of a SQLite database in use, through SQLite's online backup: copying the file could
+    miss what still sits in its -wal file, or catch a page half written. Writers go on meanwhile (WAL)."""
+    if os.path.exists(path):
+        raise FileExistsError(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    source = engine.raw_connection()
+    target = sqlite3.connect(path)
+    try:
+        source.driver_connection.backup(target)
+    finally:
+        target.close()
+        source.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import json.scanner
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -14,13 +15,15 @@ from utils import sse
 from utils.chat import JSON, TOOLS, VISION, ChatRequest, Chunk
 from utils.errors import ProviderError
 from utils.quota import Quota
-from utils.upstream import Upstream, read_prefix
+from utils.upstream import Upstream, read_prefix, set_ready
 
 log = logging.getLogger("gateway")
 
 CAPABILITIES = (TOOLS, JSON, VISION)
 CAPABILITY_NAMES = {TOOLS: "tools (function calling)", JSON: "JSON output (response_format)",
                     VISION: "images (vision)"}
+# json.loads' scanner (the C one where there is one), as json.loads uses it.
+_scan = json.scanner.make_scanner(json.JSONDecoder())
 # A model list (OpenRouter's, the longest, is about 1.5 MB) is read this far.
 MAX_MODEL_LIST = 16 * 1024 * 1024
 
@@ -124,14 +127,31 @@ class Provider:
                     raise ProviderError("the provider's answer was too large or cut short", kind="too_large")
                 chunk = self.parse_data(data.decode())
                 if chunk is not None:
+                    set_ready(0)
                     yield chunk
                 return
-            events = 0
-            for data in sse.iter_data(self.upstream.iter_bytes(response)):
-                events += 1
-                chunk = self.parse_data(data)
-                if chunk is not None:
-                    yield chunk
+            events, parse = 0, self.parse_data
+            # Each chunk is handed on once the next one of the same read is parsed (or the read is used up),
+            # saying whether more are ready (`set_ready`); an event that fails still comes after those before.
+            for batch in sse.data_batches(self.upstream.iter_bytes(response)):
+                events += len(batch)
+                held = None
+                for data in batch:
+                    try:
+                        chunk = parse(data)
+                    except BaseException:
+                        if held is not None:
+                            set_ready(0)
+                            yield held
+                        raise
+                    if chunk is not None:
+                        if held is not None:
+                            set_ready(1)
+                            yield held
+                        held = chunk
+                if held is not None:
+                    set_ready(0)
+                    yield held
             if not events:
                 raise ProviderError("the provider's answer held no events", kind="malformed",
                                     upstream_status=response.status_code)
@@ -141,6 +161,7 @@ class Provider:
             log.error("unreadable provider answer", extra={"service": self.name, "error": type(exc).__name__})
             raise ProviderError("the provider sent an answer the gateway could not read", kind="malformed") from None
         finally:
+            set_ready(0)
             response.close()
 
     def list_models(self) -> list[str]:
@@ -181,7 +202,12 @@ class Provider:
         if data == "[DONE]":
             return None
         try:
-            event = json.loads(data)
+            try:  # json.loads' own scanner, called directly: the same value, without two layers of calls
+                event, end = _scan(data, 0)
+            except StopIteration:
+                end = -1
+            if end != len(data):  # whitespace around it, or not JSON: json.loads decides
+                event = json.loads(data)
         except (ValueError, RecursionError):  # RecursionError: thousands of nested brackets
             raise ProviderError("the provider sent a malformed event", kind="malformed") from None
         if not isinstance(event, dict):

@@ -83,6 +83,9 @@ def parse_chunk(event: dict) -> Chunk | None:
     or `reasoning_content` (DeepSeek's own field); usage at top level or, on older Groq streams, in
     `x_groq.usage`. An `error` member is a failure reported inside a 200 stream. Any other shape than
     the documented one raises ProviderError(kind="malformed")."""
+    quick = _plain_delta(event)
+    if quick is not False:
+        return quick
     if event.get("error"):
         message, _ = wire.error_message(event)
         raise ProviderError(f"provider reported an error mid-stream: {message}"[:300], kind="error_event")
@@ -105,6 +108,29 @@ def parse_chunk(event: dict) -> Chunk | None:
     return Chunk(text, reasoning, finish_reason,
                  Usage(wire.token_count(usage.get("prompt_tokens"), "usage.prompt_tokens"),
                        wire.token_count(usage.get("completion_tokens"), "usage.completion_tokens")), tool_calls)
+
+
+def _plain_delta(event: dict) -> Chunk | None | bool:
+    """parse_chunk's answer for the shape nearly every event has (one choice whose delta holds ASCII text
+    or nothing, perhaps a finish reason; no usage, reasoning, tool calls or error), checked in one pass;
+    False for any other shape, which the full reading takes."""
+    choices = event.get("choices")
+    if type(choices) is not list or not choices or event.get("usage") is not None \
+            or event.get("x_groq") is not None or event.get("error"):
+        return False
+    choice = choices[0]
+    delta = choice.get("delta") if type(choice) is dict else None
+    if type(delta) is not dict or delta.get("reasoning") is not None or delta.get("reasoning_content") is not None \
+            or delta.get("tool_calls") is not None:
+        return False
+    text, finish = delta.get("content"), choice.get("finish_reason")
+    if text is None:
+        text = ""
+    elif type(text) is not str or not text.isascii():
+        return False
+    if finish is not None and (type(finish) is not str or not finish.isascii()):
+        return False
+    return Chunk(text, "", finish) if text or finish is not None else None
 
 
 def whole_calls(chunks: Iterator[Chunk]) -> Iterator[Chunk]:

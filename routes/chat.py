@@ -10,6 +10,7 @@ from utils.dispatch import StreamBroken, answer_headers, authenticate_caller, na
 from utils.errors import ProviderError
 from utils.limits import chat_limit
 from utils.relay import Answer
+from utils.upstream import more_ready
 from utils.validation import parse_chat_request, read_json_object
 
 bp = Blueprint("chat", __name__)
@@ -28,9 +29,17 @@ def chat():
 def stream_text(answer: Answer) -> Iterator[bytes]:
     """The answer's text as it arrives. A provider failing mid-stream cannot be hidden any more: the
     response is cut without its final chunk, which every HTTP client reports as an incomplete body."""
+    ready: list[str] = []  # texts ready together (one read from the provider) go out in one write
     try:
         for chunk in answer:
             if chunk.text:
-                yield chunk.text.encode()
-    except (ProviderError, ClientGone):
+                ready.append(chunk.text)
+            if ready and not more_ready():
+                yield "".join(ready).encode()
+                ready.clear()
+    except ProviderError:
+        if ready:  # what was read before the failure still reaches the client, then the cut
+            yield "".join(ready).encode()
+        raise StreamBroken() from None
+    except ClientGone:
         raise StreamBroken() from None

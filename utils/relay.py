@@ -50,8 +50,12 @@ class Answer:
         try:
             if self._first is not None:
                 yield self.track(self._first)
-            for chunk in self._chunks:
-                yield self.track(chunk)
+            for chunk in self._chunks:  # track(), inlined: this loop runs once per chunk relayed
+                if chunk.usage:
+                    self.usage = chunk.usage
+                if chunk.finish_reason:
+                    self.finish_reason = chunk.finish_reason
+                yield chunk
             self.outcome = "ok"
         except ProviderError as exc:
             self.outcome = "midstream"

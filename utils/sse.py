@@ -20,15 +20,28 @@ _LINE_ENDS = (b"\n", b"\r")
 def iter_data(chunks: Iterable[bytes]) -> Iterator[str]:
     """Yield the value of every `data:` line, as soon as its line is complete. Raises ProviderError:
     `too_large` for a line over MAX_LINE_BYTES, `malformed` for a data line that is not UTF-8."""
+    for batch in data_batches(chunks):
+        yield from batch
+
+
+def data_batches(chunks: Iterable[bytes]) -> Iterator[list[str]]:
+    """The values of the `data:` lines completed by each chunk, one list per chunk that completes any
+    (as iter_data, which flattens them): what one read brought is all ready at once."""
     for lines in _lines(chunks):
+        batch = []
         for line in lines:
             if line.startswith(b"data:"):
-                value = line[5:].rstrip(b"\r\n")
+                # One slice: the value after `data:` and one space, without the line's end (\n, \r or \r\n).
+                lf = line.endswith(b"\n")
+                end = len(line) - lf - line.endswith(b"\r", 0, len(line) - lf)
                 try:
-                    text = value.decode()
+                    batch.append(line[6 if line.startswith(b" ", 5) else 5:end].decode())
                 except UnicodeDecodeError:
+                    if batch:  # the events before it were sound: they go on first
+                        yield batch
                     raise ProviderError("the provider sent an event that is not UTF-8", kind="malformed") from None
-                yield text[1:] if text.startswith(" ") else text
+        if batch:
+            yield batch
 
 
 def _lines(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:

@@ -5,9 +5,14 @@ turned into `ProviderError` in this module and nowhere else.
 A provider's answer is untrusted: redirects are never followed (requests would carry `x-goog-api-key`
 to the new host), and every read is bounded in bytes and time, so a provider that streams forever,
 or trickles, is that provider's failure rather than a worker's lost memory.
+
+The hot path is lean: a request is prepared here (its URL once) and handed to `Session.send`, skipping
+`Session.request`'s per-call merging; a chunked answer is read as whatever the socket has (many events
+at once under load), its framing taken off here, not one HTTP chunk per call.
 """
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Iterator
 
@@ -15,6 +20,9 @@ import gevent
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.structures import CaseInsensitiveDict
+from requests.utils import get_auth_from_url
 
 from utils.errors import ProviderError
 
@@ -27,6 +35,14 @@ YIELD_EVERY = 0.005
 # Every request asks for an uncompressed body: a compressed one would be held back by the decompressor
 # (streams), and the byte bounds below would count compressed bytes.
 IDENTITY = {"Accept-Encoding": "identity"}
+READ_SIZE = 16384  # at most this much of what has arrived, per socket read (held while a read waits)
+MAX_CHUNK_LINE = 65536  # a longer chunk-size or trailer line is a broken answer (urllib3's own bound)
+URL_CACHE = 256  # prepared URLs kept per provider (Gemini's carry the model, which a client may choose)
+# How many more chunks of the same upstream read are ready behind the one just handed on (the provider's
+# stream sets it before each chunk it yields): a writer gathers them into one send, and sends at once
+# when none are, so a lone event is never held back. Per greenlet, so per request.
+_READY: contextvars.ContextVar[int] = contextvars.ContextVar("upstream_ready", default=0)
+set_ready, more_ready = _READY.set, _READY.get
 
 
 class Upstream:
@@ -34,7 +50,7 @@ class Upstream:
 
     def __init__(self, connect_timeout: float, first_token_timeout: float, idle_timeout: float, base_url: str = "",
                  *, max_bytes: int = 32 * 1024 * 1024, answer_timeout: float = 600.0):
-        # Until the first event arrives, reads may wait `first_token_timeout`; after it, `idle_timeout`.
+        # Reads may wait `first_token_timeout` until the first event arrives, then `idle_timeout`.
         self.timeout = (connect_timeout, first_token_timeout)
         self.first_token_timeout = first_token_timeout
         self.idle_timeout = idle_timeout
@@ -49,26 +65,50 @@ class Upstream:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._urls: dict[str, str] = {}
 
     def post(self, url: str, *, headers: dict, json: dict) -> requests.Response:
         """Send a request whose answer is read as a stream (`iter_bytes`, `read_prefix`)."""
-        try:
-            return self.session.post(url, headers={**headers, **IDENTITY}, json=json, stream=True,
-                                     timeout=self.timeout, allow_redirects=False)
-        except requests.exceptions.RequestException as exc:
-            raise _translate(exc) from None
+        return self._send("POST", url, headers, json)
 
     def get(self, url: str, *, headers: dict) -> requests.Response:
         """A GET whose body is read with `read_prefix`."""
+        return self._send("GET", url, headers, None)
+
+    def _send(self, method: str, url: str, headers: dict, json: dict | None) -> requests.Response:
+        """What `session.request(method, url, headers=..., json=..., stream=True, timeout=...,
+        allow_redirects=False)` sends, prepared without its per-call merging of settings the session
+        holds unchanged: the same headers in the same order, body, cookies, proxies and verification."""
+        session = self.session
         try:
-            return self.session.get(url, headers={**headers, **IDENTITY}, stream=True, timeout=self.timeout,
-                                    allow_redirects=False)
+            if url not in self._urls and any(get_auth_from_url(url)):  # credentials in the URL: requests' way
+                return session.request(method, url, headers={**headers, **IDENTITY}, json=json, stream=True,
+                                       timeout=self.timeout, allow_redirects=False)
+            prepared = requests.PreparedRequest()
+            prepared.method, prepared.url = method, self._urls.get(url) or self._prepare_url(url)
+            merged = CaseInsensitiveDict(session.headers)
+            merged.update({**headers, **IDENTITY})
+            prepared.prepare_headers(merged)
+            prepared._cookies = RequestsCookieJar()  # as requests prepares it: redirect handling reads it
+            if session.cookies:
+                prepared.prepare_cookies(merge_cookies(prepared._cookies, session.cookies))
+            prepared.prepare_body(None, None, json)
+            return session.send(prepared, stream=True, timeout=self.timeout, allow_redirects=False,
+                                proxies=session.proxies, verify=session.verify, cert=session.cert)
         except requests.exceptions.RequestException as exc:
             raise _translate(exc) from None
 
+    def _prepare_url(self, url: str) -> str:
+        prepared = requests.PreparedRequest()
+        prepared.prepare_url(url, None)
+        if len(self._urls) >= URL_CACHE:
+            self._urls.clear()
+        self._urls[url] = prepared.url
+        return prepared.url
+
     def iter_bytes(self, response: requests.Response) -> Iterator[bytes]:
-        """The body as it arrives, never waiting to fill a buffer: a chunked body yields each HTTP
-        chunk, any other body whatever one socket read returns.
+        """The body as it arrives, never waiting to fill a buffer: what one socket read returns (a chunked
+        body's framing taken off), so under load one read carries many events.
 
         Keep-alive comments (`: OPENROUTER PROCESSING`) do not count as a first token: until a `data:`
         line arrives, the first-token deadline holds; then each read may wait `idle_timeout`."""
@@ -120,10 +160,76 @@ def read_prefix(response: requests.Response, limit: int, seconds: float) -> tupl
 
 
 def _reads(raw: urllib3.HTTPResponse) -> Iterator[bytes]:
-    """Whatever the socket has, as it arrives: each HTTP chunk of a chunked body, else each read."""
+    """Whatever the socket has, as it arrives: a chunked body without its framing, else each read."""
     if raw.chunked and raw.supports_chunked_reads():
+        fp = getattr(raw._fp, "fp", None)
+        encoding = raw.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity") and hasattr(fp, "read1"):
+            return _dechunked(raw, fp)
         return raw.read_chunked(None, decode_content=True)
-    return iter(lambda: raw.read1(65536, decode_content=True), b"")
+    return iter(lambda: raw.read1(READ_SIZE, decode_content=True), b"")
+
+
+def _dechunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
+    """A chunked body's data, one socket read at a time: each read's chunks joined, their framing
+    (size lines, CRLFs, the last chunk and its trailers) taken off, as urllib3's `read_chunked` would.
+    At the end the connection goes back to the pool; on any failure the response's close drops it.
+    A line split over reads waits in a bytearray and only new bytes are searched: linear time."""
+    pending: bytearray | None = None  # a size or trailer line not yet complete
+    left = skip = 0  # data bytes of the current chunk still to come; then its CRLF's bytes
+    trailers = False  # the last chunk was read: only trailer lines remain
+    while True:
+        data = fp.read1(READ_SIZE)
+        if not data:
+            if trailers:  # some servers end without the final CRLF
+                break
+            raise urllib3.exceptions.ProtocolError("Response ended prematurely")
+        out = []
+        pos, end = 0, len(data)
+        while pos < end:
+            if left:
+                take = min(left, end - pos)
+                out.append(data[pos:pos + take])
+                pos, left = pos + take, left - take
+                skip = 0 if left else 2
+                continue
+            if skip:  # urllib3 discards these two bytes unread
+                taken = min(skip, end - pos)
+                pos, skip = pos + taken, skip - taken
+                continue
+            newline = data.find(b"\n", pos)
+            if pending is None and newline >= 0:
+                line = data[pos:newline + 1]
+            else:
+                pending = pending or bytearray()
+                pending += data[pos:end if newline < 0 else newline + 1]
+                if newline < 0 and len(pending) <= MAX_CHUNK_LINE:
+                    break
+                line, pending = bytes(pending), None
+            if len(line) > MAX_CHUNK_LINE:
+                raise urllib3.exceptions.ProtocolError("Response chunk line exceeded maximum allowed length")
+            pos = newline + 1
+            if trailers:
+                if line == b"\r\n":
+                    _release(raw)
+                    if out:
+                        yield b"".join(out)
+                    return
+                continue
+            # `1a\r\n` (int() ignores the line end), else `1a;name=value`; not a number: the stream broke.
+            left = int(line, 16) if b";" not in line else int(line.split(b";", 1)[0], 16)
+            if left < 0:
+                raise urllib3.exceptions.ProtocolError("Response chunk length is negative")
+            trailers = left == 0
+        if out:
+            yield out[0] if len(out) == 1 else b"".join(out)
+    _release(raw)
+
+
+def _release(raw: urllib3.HTTPResponse) -> None:  # as read_chunked ends: the connection can serve again
+    if raw._original_response:
+        raw._original_response.close()
+    raw.release_conn()
 
 
 def _set_read_timeout(raw: urllib3.HTTPResponse, seconds: float) -> None:

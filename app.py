@@ -5,6 +5,7 @@ import atexit
 import sys
 from functools import partial
 
+import sqlalchemy as sa
 from dotenv import load_dotenv
 from flask import Flask
 from flask_cors import CORS
@@ -13,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from providers import build_providers
 from routes import admin, chat, commands, embeddings, health, metrics, openai_api, openapi
 from routes.errors import register_error_handlers
-from utils.keys import KeyStore
+from utils.keys import KeyStore, unopenable
 from utils.limits import init_limits
 from utils.logs import configure_logging
 from utils.metrics import Metrics
@@ -86,8 +87,9 @@ def __getattr__(name: str) -> Flask:
     load_dotenv()
     try:
         application = create_app()
-    except SettingsError as exc:
-        print(f"Configuration error: {exc}", file=sys.stderr)
+    except (SettingsError, sa.exc.SQLAlchemyError, OSError) as exc:
+        reason = exc if isinstance(exc, SettingsError) else unopenable(exc)
+        print(f"Configuration error: {reason}", file=sys.stderr)
         # 3 is gunicorn's "worker failed to boot": the master stops instead of restarting workers forever.
         sys.exit(3)
     globals()["app"] = application

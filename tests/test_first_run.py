@@ -70,6 +70,15 @@ def test_plain_gunicorn_names_a_wrong_app_setting_in_one_line_without_a_tracebac
         "Configuration error: RATE_LIMIT_MAX must be a whole number, got 'ten'"]
 
 
+def test_plain_gunicorn_names_an_unreachable_database_in_one_line_without_a_traceback():
+    result = gunicorn(PORT=str(free_port()), DATABASE_URL=unreachable_database())
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    [line] = [line for line in output.splitlines() if "DATABASE_URL" in line]
+    assert line.startswith("Configuration error: DATABASE_URL: cannot open the key database: ")
+
+
 def test_a_first_run_is_told_what_to_set_next_with_a_generated_master_key(tmp_path):
     result = check(DATABASE_URL=f"sqlite:///{tmp_path / 'keys.db'}")
     assert result.returncode == 0, result.stderr

@@ -226,3 +226,9 @@ def _engine(url: str) -> sa.Engine:
         cursor.close()
 
     return engine
+
+
+def unopenable(exc: Exception) -> str:
+    """One line saying why the key database cannot be opened (the driver's first line, no traceback)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"DATABASE_URL: cannot open the key database: {reason[0] if reason else type(exc).__name__}"

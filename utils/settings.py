@@ -226,7 +226,7 @@ class _Env:
 
 def check() -> None:
     """Settings as gunicorn will see them, and the key database: one line naming what is wrong, else advice."""
-    from utils.keys import KeyStore  # here: the app's own settings need no database driver or Alembic
+    from utils.keys import KeyStore, unopenable  # here: the app's own settings need no database driver or Alembic
     load_dotenv()  # as gunicorn.conf.py does: set variables win over .env
     try:
         settings = load_settings()
@@ -234,8 +234,7 @@ def check() -> None:
     except SettingsError as error:
         sys.exit(f"Configuration error: {error}")
     except Exception as exc:  # SQLAlchemy's, the driver's or the file system's: all mean it cannot be opened
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        sys.exit(f"Configuration error: DATABASE_URL: cannot open the key database: {reason}")
+        sys.exit(f"Configuration error: {unopenable(exc)}")
     if not any(p.configured for p in settings.providers):
         print("No provider key is set, so /chat answers 503 and /health says down: set one or more of "
               f"{', '.join(cls.key_setting for cls in PROVIDER_CLASSES)} in .env, then start again.")

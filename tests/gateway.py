@@ -78,7 +78,7 @@ class Gateway:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gateway exited with {self.process.returncode}: {self.log()}")
             try:
-                if requests.get(f"{self.url}/health", timeout=1).ok:
+                if requests.get(f"{self.url}/health/live", timeout=1).ok:
                     return self
             except (requests.ConnectionError, requests.Timeout):
                 time.sleep(0.05)  # the port is not open yet: nothing to wait on but the clock

@@ -44,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     failure_cooldown=settings.failure_cooldown,
                     probe_seconds=settings.connect_timeout + settings.first_token_timeout)
     metrics_ = Metrics([p.name for p in router.configured], store)
-    keys = KeyStore(settings.database_url)
+    keys = KeyStore(settings.database_url, retention_days=settings.usage_retention_days)
     watcher = ModelWatcher(router, settings.model_check_interval)
     app.extensions.update(settings=settings, store=store, router=router, metrics=metrics_, keys=keys,
                           relay=Relay(router, metrics_, keys), model_watcher=watcher)

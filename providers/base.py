@@ -41,10 +41,21 @@ class ProviderSettings:
     capabilities: frozenset[str] | None = None
     # The model /v1/embeddings uses on this provider (<P>_EMBEDDING_MODEL); None: no embeddings here.
     embedding_model: str | None = None
+    # Every key of a pool (`GROQ_API_KEY=k1,k2`), each a separate account; `api_key` is the first.
+    api_keys: tuple[str, ...] = ()
 
     @property
     def configured(self) -> bool:
         return bool(self.api_key)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self.api_keys or ((self.api_key,) if self.api_key else ())
+
+    def key(self, index: int = 1) -> str | None:
+        """The pool's key number `index` (1-based, as logs and /health name it)."""
+        keys = self.keys
+        return keys[index - 1] if 0 < index <= len(keys) else self.api_key
 
 
 class Provider:
@@ -103,15 +114,17 @@ class Provider:
         """An option this provider's API has no way to carry, named; None when it carries them all."""
         return None
 
-    def stream(self, request: ChatRequest, observe: Callable[[Quota | None], None] | None = None) -> Iterator[Chunk]:
+    def stream(self, request: ChatRequest, observe: Callable[[Quota | None], None] | None = None,
+               key: int = 1) -> Iterator[Chunk]:
         """Yield the answer's chunks as they arrive; raise ProviderError on any failure. `observe` hears
         what a successful answer's headers say about the provider's quota (an error carries its own).
+        `key` is the pool's key (1-based) the call is made with.
 
         Whatever the provider sends, this yields chunks or raises ProviderError: an answer that is not
         the documented shape is the provider's failure (`malformed`), never an exception of another kind.
         The upstream response is closed when the generator finishes or is closed, so a client that
         goes away frees the provider's connection."""
-        url, headers, body = self.build_stream_request(request)
+        url, headers, body = self.build_stream_request(request, key)
         response = self.upstream.post(url, headers=headers, json=body)
         try:
             if response.status_code >= 300:  # 3xx included: a redirect is never followed
@@ -183,7 +196,7 @@ class Provider:
     def failure(self, response: requests.Response) -> ProviderError:
         """The error an answer of status >= 300 stands for, its message fit for a client to read."""
         error = self.error_from_response(response)
-        error.message = public_message(error.message, self.settings.api_key)
+        error.message = public_message(error.message, *self.settings.keys)
         error.args = (error.message,)
         return error
 
@@ -222,7 +235,7 @@ class Provider:
         provider's remaining quota; each provider reads its own dialect."""
         return None
 
-    def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
+    def build_stream_request(self, request: ChatRequest, key: int = 1) -> tuple[str, dict, dict]:
         raise NotImplementedError
 
     def models_request(self) -> tuple[str, dict]:

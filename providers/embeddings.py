@@ -18,12 +18,13 @@ class Embeddings:
     prompt_tokens: int = 0  # 0 where the provider reports none (Gemini)
 
 
-def embed(provider: Provider, texts: list[str], model: str | None, dimensions: int | None) -> Embeddings:
+def embed(provider: Provider, texts: list[str], model: str | None, dimensions: int | None,
+          key: int = 1) -> Embeddings:
     """One vector per text, in order; raises ProviderError like a chat answer does. A client's unknown
     model is its own 404; the configured embedding model missing fails over without touching the
     provider's chat health (it is a different model)."""
     configured = provider.settings.embedding_model
-    url, headers, body = provider.embeddings_request(texts, model or configured, dimensions)
+    url, headers, body = provider.embeddings_request(texts, model or configured, dimensions, key)
     response = provider.upstream.post(url, headers=headers, json=body)
     try:
         if response.status_code >= 300:

@@ -172,16 +172,16 @@ class GeminiProvider(Provider):
     default_model = "gemini-3-flash-preview"
     capabilities = frozenset({TOOLS, JSON, VISION})
 
-    def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
+    def build_stream_request(self, request: ChatRequest, key: int = 1) -> tuple[str, dict, dict]:
         # The model id is one path segment, whoever chose it: `/`, `?` or `..` in it cannot reach another path.
         model = quote(request.model or self.model, safe="")
         url = f"{self.settings.base_url}/models/{model}:streamGenerateContent?alt=sse"
-        return url, {"x-goog-api-key": self.settings.api_key}, to_upstream(
+        return url, {"x-goog-api-key": self.settings.key(key)}, to_upstream(
             request, max_tokens_cap=self.settings.max_tokens)
 
-    def stream(self, request: ChatRequest, observe=None) -> Iterator[Chunk]:
+    def stream(self, request: ChatRequest, observe=None, key: int = 1) -> Iterator[Chunk]:
         # Tool call indices run across the answer: see gemini_tools.number_calls.
-        return gemini_tools.number_calls(super().stream(request, observe))
+        return gemini_tools.number_calls(super().stream(request, observe, key))
 
     def unsupported_option(self, request: ChatRequest) -> str | None:
         reason = gemini_tools.unsupported(request.options, request.model or self.model)
@@ -217,12 +217,14 @@ class GeminiProvider(Provider):
     def read_quota(self, status, headers, body, now) -> Quota | None:
         return read_quota(status, headers, body, now)
 
-    def embeddings_request(self, texts: list[str], model: str, dimensions: int | None) -> tuple[str, dict, dict]:
+    def embeddings_request(self, texts: list[str], model: str, dimensions: int | None,
+                           key: int = 1) -> tuple[str, dict, dict]:
         # One call for every text: https://ai.google.dev/api/embeddings#method:-models.batchembedcontents
         segment = quote(model, safe="")
         request = {"model": f"models/{model}", **({"outputDimensionality": dimensions} if dimensions else {})}
         body = {"requests": [{**request, "content": {"parts": [{"text": text}]}} for text in texts]}
-        return f"{self.settings.base_url}/models/{segment}:batchEmbedContents", {"x-goog-api-key": self.settings.api_key}, body
+        url = f"{self.settings.base_url}/models/{segment}:batchEmbedContents"
+        return url, {"x-goog-api-key": self.settings.key(key)}, body
 
     def parse_embeddings(self, body) -> Embeddings:
         items = wire.seq(wire.obj(body, "embeddings").get("embeddings"), "embeddings")

@@ -158,15 +158,15 @@ class OpenAICompatibleProvider(Provider):
     # A provider that refuses `response_format` on a stream gets a plain call, answered whole.
     json_needs_plain_call = False
 
-    def stream(self, request: ChatRequest, observe=None) -> Iterator[Chunk]:
-        return whole_calls(super().stream(request, observe))
+    def stream(self, request: ChatRequest, observe=None, key: int = 1) -> Iterator[Chunk]:
+        return whole_calls(super().stream(request, observe, key))
 
-    def build_stream_request(self, request: ChatRequest) -> tuple[str, dict, dict]:
+    def build_stream_request(self, request: ChatRequest, key: int = 1) -> tuple[str, dict, dict]:
         stream = not (self.json_needs_plain_call and "response_format" in request.options)
         body = to_upstream(request, request.model or self.model, stream=stream,
                            max_tokens_cap=self.settings.max_tokens)
         body.update(self.extra_body)
-        return f"{self.settings.base_url}/chat/completions", self.headers(), body
+        return f"{self.settings.base_url}/chat/completions", self.headers(key), body
 
     def models_request(self) -> tuple[str, dict]:
         return f"{self.settings.base_url}/models", self.headers()
@@ -180,13 +180,14 @@ class OpenAICompatibleProvider(Provider):
             raise wire.malformed("the model list", "lacks data or a model id")
         return ids
 
-    def headers(self) -> dict:
-        return {"Authorization": f"Bearer {self.settings.api_key}"}
+    def headers(self, key: int = 1) -> dict:
+        return {"Authorization": f"Bearer {self.settings.key(key)}"}
 
-    def embeddings_request(self, texts: list[str], model: str, dimensions: int | None) -> tuple[str, dict, dict]:
+    def embeddings_request(self, texts: list[str], model: str, dimensions: int | None,
+                           key: int = 1) -> tuple[str, dict, dict]:
         body = {"model": model, "input": texts, "encoding_format": "float",
                 **({"dimensions": dimensions} if dimensions else {})}
-        return f"{self.settings.base_url}/embeddings", self.headers(), body
+        return f"{self.settings.base_url}/embeddings", self.headers(key), body
 
     def parse_embeddings(self, body) -> Embeddings:
         """OpenAI's `{"data": [{"index", "embedding"}], "usage": {"prompt_tokens"}}`, put in index order."""

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from routes.openai_answer import ChunkEncoder, Envelope, completion_body, has_output, stream_chunks
-from utils.dispatch import AUTO, answer_headers, authenticate_caller, open_answer, resolve_model, whole_answer
+from utils.dispatch import (
+    AUTO,
+    answer_headers,
+    authenticate_caller,
+    open_answer,
+    out_of_scope,
+    resolve_model,
+    whole_answer,
+)
 from utils.errors import NotFound
 from utils.limits import chat_limit
 from utils.openai_request import parse_completion_request
@@ -58,9 +66,19 @@ def get_model(model_id: str):
 
 
 def offered() -> list[tuple[str, str]]:
-    """(model id, owner) of every model this gateway offers: `auto`, then each configured provider's."""
+    """(model id, owner) of every model this gateway offers the caller: `auto`, then each configured
+    provider's, less what the caller's key may not use (plus other models its scope names)."""
     router = current_app.extensions["router"]
-    return [(AUTO, OWNER)] + [(f"{p.id}/{p.model}", p.id) for p in router.configured]
+    policy = g.caller.policy if g.get("caller") else None
+    if policy is None:
+        return [(AUTO, OWNER)] + [(f"{p.id}/{p.model}", p.id) for p in router.configured]
+    models = [(f"{p.id}/{p.model}", p.id) for p in router.configured if not out_of_scope(policy, p, None)]
+    for model_id in sorted(policy.allowed_models or ()):
+        provider = router.by_id(model_id.partition("/")[0])
+        if provider and provider.configured and not out_of_scope(policy, provider, model_id.partition("/")[2]) \
+                and (model_id, provider.id) not in models:
+            models.append((model_id, provider.id))
+    return [(AUTO, OWNER)] + models
 
 
 def model_card(model_id: str, owner: str) -> dict:

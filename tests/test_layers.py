@@ -12,15 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Lowest first. A new module must be placed here, so its place in the map is a decision, not an accident.
 LAYERS = (
-    ("data, transport and parsing helpers", {"utils.chat", "utils.errors", "utils.clock", "utils.sse", "utils.quota",
+    ("data, transport and parsing helpers", {"utils.chat", "utils.env", "utils.errors", "utils.clock", "utils.sse", "utils.quota",
                                              "utils.upstream", "utils.wire", "utils.logs", "utils.disconnect",
-                                             "utils.state"}),
+                                             "utils.state", "utils.counters"}),
     ("providers", {"providers"}),
     ("settings and bookkeeping", {"utils.settings", "utils.schema", "utils.migrations", "utils.keys", "utils.dbops",
-                                  "utils.metrics", "utils.prometheus"}),
+                                  "utils.metrics", "utils.prometheus", "utils.tables", "utils.keyfields",
+                                  "utils.usage"}),
     ("router and relay", {"utils.circuits", "utils.router", "utils.relay", "utils.model_watch"}),
     ("request orchestration", {"utils.auth", "utils.limits", "utils.validation", "utils.openai_request",
-                               "utils.requestlog", "utils.dispatch"}),
+                               "utils.requestlog", "utils.dispatch", "utils.budgets"}),
     ("views", {"routes", "routes.commands"}),  # the operator commands are an interface like the views
     ("the factory", {"app"}),
 )

@@ -69,7 +69,8 @@ def test_a_reset_provider_is_ok_and_back_in_the_rotation(make_router, take_out):
     assert router.status()[B.id]["state"] == "cooling_down" and B not in router.plan()
     router.reset(B)
     assert router.status()[B.id] == {"state": "ok", "quota": {
-        "remainingRequests": None, "requestsReset": None, "remainingTokens": None, "tokensReset": None}}
+        "remainingRequests": None, "requestsReset": None, "remainingTokens": None, "tokensReset": None},
+        "keys": [{"index": 1, "state": "ok"}]}
     assert B in router.plan()
 
 
@@ -80,7 +81,7 @@ def test_a_reset_forgets_the_failures_so_the_next_one_does_not_open_the_circuit(
     router.reset(B)
     router.failed(B, BROKEN)
     assert router.status()[B.id] == {"state": "failing", "failures": 1, "reason": "broken",
-                                     "quota": router.status()[B.id]["quota"]}
+                                     "quota": router.status()[B.id]["quota"], "keys": router.status()[B.id]["keys"]}
 
 
 @pytest.fixture(params=["local", pytest.param("redis", marks=needs_redis)])

@@ -44,7 +44,7 @@ class FakeProvider:
     def enqueue(self, *scripts) -> None:
         self._scripts.extend(scripts)
 
-    def stream(self, request: ChatRequest, observe=None):
+    def stream(self, request: ChatRequest, observe=None, key=1):
         assert self._scripts, f"{self.name} got a request the test did not enqueue an answer for"
         self.requests += 1
         script = self._scripts.pop(0)

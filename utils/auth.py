@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass
 
 from flask import Request
 
 from utils.errors import AuthRequired, InvalidKey
+from utils.keyfields import Policy
 from utils.keys import KeyStore, hash_key
 from utils.settings import Settings
 
@@ -17,6 +19,12 @@ class Caller:
     id: str
     kind: str  # master | public | key | anonymous
     key_hash: str | None = None  # set for keys from the key store, whose usage is counted
+    policy: Policy | None = None  # a stored key's scopes and limits
+
+
+class KeyExpired(InvalidKey):
+    """403 on /chat like an invalid key; 401 under /v1 (OpenAI's status for a key that is not accepted)."""
+    message = "API key expired"
 
 
 def presented_key(request: Request) -> str | None:
@@ -44,9 +52,12 @@ def authenticate(request: Request, settings: Settings, store: KeyStore) -> Calle
     # Every public key is compared, so the time taken does not say which one nearly matched.
     if sum(same(key, public) for public in settings.public_api_keys):
         return Caller(caller_id, "public")
-    if store.is_valid(digest):
-        return Caller(caller_id, "key", key_hash=digest)
-    raise InvalidKey()
+    policy = store.policy(digest)
+    if policy is None or not policy.enabled:
+        raise InvalidKey()
+    if policy.expired(time.time()):
+        raise KeyExpired()
+    return Caller(caller_id, "key", key_hash=digest, policy=policy)
 
 
 def require_master(request: Request, settings: Settings) -> None:

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from utils.clock import iso
 from utils.quota import Quota
+
+if TYPE_CHECKING:
+    from providers.base import Provider
+
+
+def pool_size(provider: Provider) -> int:
+    """How many keys the provider has (one for a stand-in without settings, as tests use)."""
+    settings = getattr(provider, "settings", None)
+    return max(1, len(settings.keys)) if settings is not None else 1
+
+
+def slots(provider: Provider) -> list[str]:
+    """The state names of a provider's keys: its id for a single key, `groq#1`, `groq#2`... for a pool."""
+    count = pool_size(provider)
+    return [provider.id] if count == 1 else [f"{provider.id}#{i}" for i in range(1, count + 1)]
+
+
+def key_label(provider: Provider, key: int) -> dict:
+    """How logs name a pool's key (`GROQ_API_KEY #2`, never the key itself); nothing for a single key."""
+    return {"key": f"{provider.key_setting} #{key}"} if pool_size(provider) > 1 else {}
 
 
 @dataclass
@@ -72,3 +93,28 @@ class QuotaState:
                 "requestsReset": iso(self.requests_reset) if self.requests_reset else None,
                 "remainingTokens": self.remaining_tokens,
                 "tokensReset": iso(self.tokens_reset) if self.tokens_reset else None}
+
+
+def slot_state(circuit: Circuit, quota: QuotaState, now: float) -> dict:
+    """One key's (or a single-key provider's) state: its circuit, else its exhausted quota."""
+    state = circuit.state(now)
+    quota_until = quota.exhausted_until(now, 0)
+    if state["state"] != "cooling_down" and quota_until > now:
+        state = {"state": "cooling_down", "until": iso(quota_until), "reason": "quota_exhausted"}
+    return state
+
+
+def pool_state(provider: Circuit, keys: list[tuple[Circuit, QuotaState]], now: float) -> dict:
+    """A provider's state for /health: its own rest (model gone) first, else the best of its keys
+    (`cooling_down` only when all are, until the first comes back), with each key's under `keys`."""
+    states = [slot_state(circuit, quota, now) for circuit, quota in keys]
+    entries = [{"index": i, **state} for i, state in enumerate(states, 1)]
+    quotas = [quota.describe() for _, quota in keys]
+    best = next((i for i, s in enumerate(states) if s["state"] == "ok"), None)
+    if best is None:
+        best = next((i for i, s in enumerate(states) if s["state"] != "cooling_down"), None)
+    if best is None:  # all resting: the one back soonest speaks for the provider
+        best = min(range(len(keys)), key=lambda i: keys[i][0].until if keys[i][0].until > now
+                   else max(keys[i][1].requests_reset, keys[i][1].tokens_reset))
+    state = provider.state(now) if provider.until > now else states[best]
+    return {**state, "quota": quotas[best], "keys": entries}

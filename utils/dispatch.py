@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from functools import partial
 
 from flask import current_app, g, request
 
 from utils.auth import authenticate
 from providers.base import Provider
+from utils import budgets
 from utils.chat import ChatRequest, Chunk
-from utils.errors import NotFound, ValidationError
+from utils.errors import GatewayError, NotFound, ValidationError
 from utils.relay import Answer
 
 AUTO = "auto"  # the OpenAI `model` that means the rotation
@@ -42,9 +44,16 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
                 visible: Callable[[Chunk], bool]) -> Answer:
     """Plan the providers (the one named, else round-robin) and get the first visible chunk of an answer,
     failing over while nothing has been sent."""
-    g.answer = current_app.extensions["relay"].answer(
-        chat_request, plan(chat_request, named, fallback), key_hash=g.caller.key_hash, visible=visible,
-        client=request.environ.get("gunicorn.socket"))
+    providers = plan(chat_request, named, fallback)
+    release = admit(chat_request.estimated_tokens)
+    try:
+        g.answer = current_app.extensions["relay"].answer(
+            chat_request, providers, key_hash=g.caller.key_hash, visible=visible,
+            client=request.environ.get("gunicorn.socket"))
+    except BaseException:
+        release()
+        raise
+    g.answer.on_end = partial(ended, release, g.caller.policy, current_app.extensions["store"])
     return g.answer
 
 
@@ -52,17 +61,41 @@ def whole_answer(chat_request: ChatRequest, named: str | None, *,
                  visible: Callable[[Chunk], bool]) -> tuple[Answer, list[Chunk]]:
     """All of an answer, for a client that waits for the whole of it: a provider failing partway still
     fails over, since nothing has reached the client."""
-    answer, chunks = current_app.extensions["relay"].whole_answer(
-        chat_request, plan(chat_request, named, fallback=False), key_hash=g.caller.key_hash, visible=visible,
-        client=request.environ.get("gunicorn.socket"))
+    providers = plan(chat_request, named, fallback=False)
+    release = admit(chat_request.estimated_tokens)
+    try:
+        answer, chunks = current_app.extensions["relay"].whole_answer(
+            chat_request, providers, key_hash=g.caller.key_hash, visible=visible,
+            client=request.environ.get("gunicorn.socket"))
+    finally:
+        release()
+    ended(lambda: None, g.caller.policy, current_app.extensions["store"], answer.usage)
     g.answer = answer
     return answer, chunks
+
+
+def admit(estimated_tokens: int) -> Callable[[], None]:
+    """Count the request against the caller's key budgets (a 429 when spent); the concurrency release."""
+    policy = g.caller.policy
+    if policy is None:
+        return lambda: None
+    ext = current_app.extensions
+    return budgets.admit(policy, ext["store"], ext["keys"], estimated_tokens)
+
+
+def ended(release: Callable[[], None], policy, store, usage) -> None:
+    """An answer ended (a stream's maybe after the request context is gone): free its concurrency slot
+    and count its tokens."""
+    release()
+    if policy is not None and usage is not None:
+        budgets.charge(policy, store, usage.prompt_tokens, usage.completion_tokens)
 
 
 def plan(chat_request: ChatRequest, named: str | None, fallback: bool) -> list[Provider]:
     """The providers to try, in order: the one named (and with `fallback` the rotation after it), else
     the rotation; only providers whose model can do what the request needs (tools, JSON, images)."""
-    return plan_among(lambda p: p.cannot_serve(chat_request), named, fallback, chat_request.estimated_tokens)
+    return plan_among(lambda p: p.cannot_serve(chat_request), named, fallback, chat_request.estimated_tokens,
+                      model=chat_request.model, chat=True)
 
 
 def embed_texts(texts: list[str], named: str | None, model: str | None, dimensions: int | None):
@@ -72,16 +105,33 @@ def embed_texts(texts: list[str], named: str | None, model: str | None, dimensio
             return None
         return f"{provider.name} ({provider.id}) has no embedding model (set {provider.env_prefix}_EMBEDDING_MODEL)"
     providers = plan_among(cannot_embed, named, False, sum(len(text) for text in texts) // 4)
-    return current_app.extensions["relay"].embeddings(texts, providers, model=model, dimensions=dimensions,
-                                                      key_hash=g.caller.key_hash)
+    release = admit(sum(len(text) for text in texts) // 4)
+    try:
+        provider, result, attempts = current_app.extensions["relay"].embeddings(
+            texts, providers, model=model, dimensions=dimensions, key_hash=g.caller.key_hash)
+    finally:
+        release()
+    if g.caller.policy is not None:
+        budgets.charge(g.caller.policy, current_app.extensions["store"], result.prompt_tokens, 0)
+    return provider, result, attempts
 
 
 def plan_among(cannot: Callable[[Provider], str | None], named: str | None, fallback: bool,
-               tokens: int) -> list[Provider]:
+               tokens: int, *, model: str | None = None, chat: bool = False) -> list[Provider]:
     """The plan over the configured providers that can serve (`cannot` gives the reason one cannot); a
-    client naming one that cannot, or a request none can serve, is a 400 saying why."""
+    client naming one that cannot, or a request none can serve, is a 400 saying why. A key's scopes
+    narrow it first: naming a provider (or model) the key may not use is a 403 naming it."""
     ext = current_app.extensions
     settings, router = ext["settings"], ext["router"]
+    policy = g.caller.policy if g.get("caller") else None
+    if policy is not None:
+        refused = {p.id: out_of_scope(policy, p, model, chat) for p in router.configured}
+        if named is not None and refused.get(named):
+            raise GatewayError(refused[named], 403, param="model", code="model_not_allowed")
+        if router.configured and all(refused.values()):
+            raise GatewayError("This key may not use any provider on this gateway", 403, param="model",
+                               code="model_not_allowed")
+        cannot = partial(_scoped, cannot, refused)
     reasons = {p.id: cannot(p) for p in router.configured}
     able = [p for p in router.configured if reasons[p.id] is None]
     if named is not None and reasons.get(named):
@@ -93,6 +143,20 @@ def plan_among(cannot: Callable[[Provider], str | None], named: str | None, fall
         return router.plan_named(named, fallback=fallback, max_attempts=settings.max_attempts, tokens=tokens,
                                  among=able)
     return router.plan(settings.max_attempts, tokens=tokens, among=able)
+
+
+def out_of_scope(policy, provider: Provider, model: str | None, chat: bool = True) -> str | None:
+    """Why the key may not use `provider` (asked for `model`, None: its own), or None when it may."""
+    if policy.allowed_providers is not None and provider.id not in policy.allowed_providers:
+        return f"This key may not use provider '{provider.id}'"
+    wanted = f"{provider.id}/{model or provider.model}"
+    if chat and policy.allowed_models is not None and wanted not in policy.allowed_models:
+        return f"This key may not use model '{wanted}'"
+    return None
+
+
+def _scoped(cannot: Callable[[Provider], str | None], refused: dict, provider: Provider) -> str | None:
+    return refused.get(provider.id) or cannot(provider)
 
 
 def resolve_model(name: str | None) -> tuple[Provider | None, str | None]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import secrets
 import threading
 import time
@@ -17,27 +16,17 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from utils import keyfields, usage
 from utils.clock import iso
 from utils.errors import StateUnavailable, ValidationError
+from utils.keyfields import Policy
 from utils.schema import migrate
 
-log = logging.getLogger("gateway")
+# metadata: what the migrations are compared with; unopenable: app.py and settings.py name a bad DATABASE_URL
+from utils.tables import api_keys, metadata, unopenable  # noqa: F401
+from utils.tables import engine as _engine
 
-# The tables as the code reads and writes them. Their schema is made by Alembic revisions (utils/schema.py):
-# a change here needs a new revision in utils/migrations/versions, which tests/test_migrations.py checks.
-metadata = sa.MetaData()
-api_keys = sa.Table(
-    "api_keys", metadata,
-    sa.Column("key_hash", sa.String(64), primary_key=True),
-    sa.Column("masked", sa.String(32), nullable=False),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("created_at", sa.Float, nullable=False),
-    sa.Column("last_used", sa.Float),
-    sa.Column("request_count", sa.BigInteger, nullable=False, default=0),
-    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, default=0),
-    sa.Column("completion_tokens", sa.BigInteger, nullable=False, default=0),
-    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
-)
+log = logging.getLogger("gateway")
 
 FLUSH_SECONDS = 2.0
 # Length of the `id` the list shows (a hash prefix): revoking by id needs all of it.
@@ -74,25 +63,41 @@ class _Usage:
 
 
 class KeyStore:
-    def __init__(self, database_url: str):
+    def __init__(self, database_url: str, retention_days: int = 400):
         self.engine = _engine(database_url)
         migrate(self.engine)
         self._pending: dict[str, _Usage] = {}
+        self._daily: dict[tuple[str, str, str], usage.Daily] = {}  # (day, key hash, provider)
+        self.retention_days = retention_days  # USAGE_RETENTION_DAYS: days of daily usage kept
+        self._pruned = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
 
-    def create(self, name: str) -> str:
+    def create(self, name: str, policy: dict | None = None) -> str:
+        """A new key; `policy` holds columns from keyfields.parse."""
         key = f"sk_{secrets.token_hex(24)}"
         with self._begin() as db:
-            db.execute(api_keys.insert().values(
-                key_hash=hash_key(key), masked=mask(key), name=name, created_at=time.time(),
-                request_count=0, prompt_tokens=0, completion_tokens=0, enabled=True))
+            db.execute(api_keys.insert().values(**{
+                "key_hash": hash_key(key), "masked": mask(key), "name": name, "created_at": time.time(),
+                "request_count": 0, "prompt_tokens": 0, "completion_tokens": 0, "enabled": True, **(policy or {})}))
         return key
 
-    def is_valid(self, key_hash: str) -> bool:
+    def update(self, key_hash: str, values: dict) -> bool:
+        if not values:
+            return True
+        with self._begin() as db:
+            return db.execute(api_keys.update().where(api_keys.c.key_hash == key_hash).values(**values)).rowcount > 0
+
+    def policy(self, key_hash: str) -> Policy | None:
+        """The key's policy, None when there is no such key."""
         with self._connect() as db:
-            return bool(db.execute(sa.select(api_keys.c.enabled).where(api_keys.c.key_hash == key_hash)).scalar())
+            row = db.execute(sa.select(api_keys).where(api_keys.c.key_hash == key_hash)).mappings().first()
+        return keyfields.policy_of(row) if row else None
+
+    def is_valid(self, key_hash: str) -> bool:
+        policy = self.policy(key_hash)
+        return bool(policy and policy.enabled and not policy.expired(time.time()))
 
     def revoke(self, key_hash: str) -> bool:
         with self._begin() as db:
@@ -115,19 +120,47 @@ class KeyStore:
         return rows[0][0] if len(rows) == 1 else None
 
     def list(self) -> list[dict]:
+        now = time.time()
+        today, month = usage.day_of(now), usage.day_of(now)[:7]
         with self._connect() as db:
             rows = db.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).mappings().all()
+            days = usage.totals(db, f"{month}-01")
         with self._lock:
-            pending = dict(self._pending)
-        return [_public(row, pending.get(row["key_hash"])) for row in rows]
+            pending, daily = dict(self._pending), dict(self._daily)
+        for (day, key_hash, _), counts in daily.items():
+            days.setdefault((key_hash, day), usage.Daily()).add(counts)
+        return [{**_public(row, pending.get(row["key_hash"])), **keyfields.public(row, now),
+                 "usage": usage.summary(days, row["key_hash"], today, month)} for row in rows]
 
-    def record_use(self, key_hash: str, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+    def usage_report(self, start: str, end: str, key_hash: str | None, provider: str | None) -> list[dict]:
         with self._lock:
-            usage = self._pending.setdefault(key_hash, _Usage())
-            usage.requests += 1
-            usage.prompt_tokens += prompt_tokens
-            usage.completion_tokens += completion_tokens
-            usage.last_used = time.time()
+            daily = dict(self._daily)
+        with self._connect() as db:
+            return usage.report(db, start, end, key_hash, provider, daily)
+
+    def record_use(self, key_hash: str, prompt_tokens: int = 0, completion_tokens: int = 0,
+                   provider: str | None = None, error: bool = False) -> None:
+        """One client request answered (by `provider`, whose call counts in the daily rollup too)."""
+        with self._lock:
+            use = self._pending.setdefault(key_hash, _Usage())
+            use.requests += 1
+            use.prompt_tokens += prompt_tokens
+            use.completion_tokens += completion_tokens
+            use.last_used = time.time()
+            if provider:
+                self._count_call(key_hash, provider, usage.Daily(1, prompt_tokens, completion_tokens, int(error)))
+        self._start_flusher()
+
+    def record_call(self, key_hash: str, provider: str, error: bool = True) -> None:
+        """One call to `provider` that did not answer the client (it failed, and another may have taken over)."""
+        with self._lock:
+            self._count_call(key_hash, provider, usage.Daily(1, 0, 0, int(error)))
+        self._start_flusher()
+
+    def _count_call(self, key_hash: str, provider: str, counts: usage.Daily) -> None:
+        self._daily.setdefault((usage.day_of(time.time()), key_hash, provider), usage.Daily()).add(counts)
+
+    def _start_flusher(self) -> None:
         if self._flusher is None:
             self._flusher = threading.Thread(target=self._flush_forever, name="key-usage-flusher", daemon=True)
             self._flusher.start()
@@ -135,10 +168,15 @@ class KeyStore:
     def flush(self) -> None:
         with self._lock:
             pending, self._pending = self._pending, {}
-        if not pending:
+            daily, self._daily = self._daily, {}
+        if not pending and not daily:
             return
         try:
             with self.engine.begin() as db:
+                usage.write(db, daily)
+                if time.time() - self._pruned > 3600:  # the retention bound, hourly
+                    usage.prune(db, self.retention_days)
+                    self._pruned = time.time()
                 for key_hash, u in pending.items():
                     db.execute(api_keys.update().where(api_keys.c.key_hash == key_hash).values(
                         request_count=api_keys.c.request_count + u.requests,
@@ -148,6 +186,8 @@ class KeyStore:
         except sa.exc.SQLAlchemyError:
             log.exception("could not write key usage; will retry")
             with self._lock:  # put it back so nothing is lost
+                for slot, counts in daily.items():
+                    self._daily.setdefault(slot, usage.Daily()).add(counts)
                 for key_hash, u in pending.items():
                     mine = self._pending.setdefault(key_hash, _Usage())
                     mine.requests += u.requests
@@ -205,30 +245,3 @@ def _public(row, pending: _Usage | None) -> dict:
         "completionTokens": row["completion_tokens"] + pending.completion_tokens,
         "enabled": row["enabled"],
     }
-
-
-def _engine(url: str) -> sa.Engine:
-    if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
-
-    @sa.event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection, _record):
-        # WAL lets readers and the usage flusher work side by side; FULL sync makes a created key
-        # survive a crash or power loss; busy_timeout waits out another writer instead of failing.
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=5000")
-        cursor.close()
-
-    return engine
-
-
-def unopenable(exc: Exception) -> str:
-    """One line saying why the key database cannot be opened (the driver's first line, no traceback)."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return f"DATABASE_URL: cannot open the key database: {reason[0] if reason else type(exc).__name__}"

@@ -11,6 +11,7 @@ import time
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 
+from utils.budgets import BudgetExhausted, handle_budget_exhausted
 from utils.clock import iso
 from utils.settings import Settings
 
@@ -47,13 +48,24 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
     )
     limiter = Limiter(key_func=caller_key)
     limiter.init_app(app)
-    shared = limiter.shared_limit(settings.rate_limit, scope="chat")
+    shared = limiter.shared_limit(functools.partial(chat_rate_limit, settings.rate_limit), scope="chat")
     for endpoint, view in app.view_functions.items():
         if getattr(view, "shares_chat_limit", False):
             app.view_functions[endpoint] = shared(_admitted(view))
     app.extensions[EXTENSION] = limiter
     app.after_request(add_rate_limit_headers)
+    # A key's own budgets (utils/budgets.py) answer 429 with `resetAt`, as the rate limit does.
+    app.register_error_handler(BudgetExhausted, handle_budget_exhausted)
     return limiter
+
+
+def chat_rate_limit(default: str) -> str:
+    """The caller's chat limit: its key's own `rateLimit` when it has one, else RATE_LIMIT_*."""
+    caller = g.get("caller")
+    rate = caller.policy.limits.get("rateLimit") if caller is not None and caller.policy is not None else None
+    if not rate:
+        return default
+    return f"{rate['max']} per {max(1, math.ceil(rate['windowMs'] / 1000))} second"
 
 
 def _admitted(view):

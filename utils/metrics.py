@@ -14,6 +14,8 @@ from utils.state import LocalStore, RedisStore
 
 # Per-provider counters besides requests and errors, as /metrics names them.
 COUNTERS = ("failovers", "timeouts", "midstreamFailures", "promptTokens", "completionTokens")
+# What is also counted per key of a provider's pool, as `key:<index>:<name>` fields of its hash.
+KEY_COUNTERS = ("requests", "errors", "promptTokens", "completionTokens")
 # Histogram bucket upper bounds, in seconds.
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, float("inf"))
 
@@ -33,9 +35,9 @@ class Metrics:
 
     def record_attempt(self, service: str, *, ok: bool, duration_ms: float, failure: str | None = None,
                        midstream: bool = False, failed_over: bool = False, ttft_ms: float | None = None,
-                       prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+                       prompt_tokens: int = 0, completion_tokens: int = 0, key: int = 1) -> None:
         """One call to one provider. `failure` is the error's kind ('timeout', 'broken'...) if it failed;
-        `midstream` says it failed after its first chunk had been sent."""
+        `midstream` says it failed after its first chunk had been sent; `key` is the pool's key it used."""
         amounts = {
             "requests": 1, "errors": int(not ok), "failovers": int(failed_over),
             "timeouts": int(failure == "timeout"), "midstreamFailures": int(midstream),
@@ -44,6 +46,7 @@ class Metrics:
         }
         if ttft_ms is not None:
             amounts.update({"ttftMs": float(round(ttft_ms, 3)), "ttftCount": 1, f"ttft:{bucket(ttft_ms / 1000)}": 1})
+        amounts.update({f"key:{key}:{name}": amounts[name] for name in KEY_COUNTERS})
         # Zeros change nothing: leaving them out spares Redis a third of the commands.
         self.store.add(f"metrics:{service}", {k: v for k, v in amounts.items() if v}, {"lastUsed": time.time()})
 
@@ -77,4 +80,15 @@ def service_summary(fields: dict[str, str]) -> dict:
         "lastUsed": iso(float(last)) if last else None,
         "successRate": f"{(requests - errors) / requests * 100:.2f}%" if requests else "100.00%",
         **{name: number(name) for name in COUNTERS},
+        "keys": key_figures(fields),
     }
+
+
+def key_figures(fields: dict[str, str]) -> dict[str, dict[str, int]]:
+    """Per key index of the provider's pool (`"1"`, `"2"`...): its requests, errors and tokens."""
+    keys: dict[str, dict[str, int]] = {}
+    for field_name, value in fields.items():
+        if field_name.startswith("key:"):
+            _, index, name = field_name.split(":", 2)
+            keys.setdefault(index, dict.fromkeys(KEY_COUNTERS, 0))[name] = int(float(value))
+    return dict(sorted(keys.items(), key=lambda item: int(item[0])))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from utils.metrics import BUCKETS, Metrics
+from utils.metrics import BUCKETS, Metrics, key_figures
 
 if TYPE_CHECKING:
     from providers.base import Provider
@@ -26,6 +26,13 @@ COUNTERS = (
     ("gateway_provider_midstream_failures", "Streams that broke after the first chunk", "midstreamFailures"),
     ("gateway_prompt_tokens", "Prompt tokens reported by providers", "promptTokens"),
     ("gateway_completion_tokens", "Completion tokens reported by providers", "completionTokens"),
+)
+# The same per key of a provider's pool, labelled `key` (its index: 1, 2...).
+KEY_COUNTERS = (
+    ("gateway_provider_key_requests", "Calls to a provider with one key of its pool", "requests"),
+    ("gateway_provider_key_errors", "Calls with one key of a provider's pool that failed", "errors"),
+    ("gateway_key_prompt_tokens", "Prompt tokens reported per key of a provider's pool", "promptTokens"),
+    ("gateway_key_completion_tokens", "Completion tokens reported per key of a provider's pool", "completionTokens"),
 )
 
 
@@ -45,6 +52,12 @@ class GatewayCollector:
             family = CounterMetricFamily(name, help_text, labels=LABELS)
             for labels, fields in services.items():
                 family.add_metric(list(labels), float(fields.get(field, 0)))
+            yield family
+        for name, help_text, field in KEY_COUNTERS:
+            family = CounterMetricFamily(name, help_text, labels=[*LABELS, "key"])
+            for labels, fields in services.items():
+                for index, figures in key_figures(fields).items():
+                    family.add_metric([*labels, index], float(figures[field]))
             yield family
         yield self._histogram("gateway_provider_duration_seconds", "Whole call to a provider", "latency",
                               "durationMs", "requests", services)

@@ -27,6 +27,8 @@ log = logging.getLogger("gateway")
 class Answer:
     """A provider's answer, its first chunk already received. Iterate it once to relay the chunks."""
 
+    key = 1  # the provider's key (of its pool) that answers
+
     def __init__(self, relay: Relay, provider: Provider, chunks: Iterator[Chunk], first: Chunk | None,
                  attempts: int, started: float, key_hash: str | None, client: socket.socket | None = None):
         self.ttft_ms = (time.monotonic() - started) * 1000
@@ -44,6 +46,8 @@ class Answer:
         self._client = client
         # Set when a failure partway can still go to another provider (nothing reached the client yet).
         self.can_fail_over = False
+        # Called with the usage once the answer ends, however it ends (key budgets: tokens, concurrency).
+        self.on_end: Callable[[Usage], None] | None = None
 
     def __iter__(self) -> Iterator[Chunk]:
         stop_watching = watch_client(self._client)
@@ -71,6 +75,12 @@ class Answer:
                 self._record()
             except GatewayError as exc:  # e.g. Redis went away: the answer itself was delivered
                 log.error("could not record a finished answer", extra={"reason": exc.message})
+            finally:
+                if self.on_end is not None:
+                    try:
+                        self.on_end(self.usage or Usage())
+                    except GatewayError as exc:
+                        log.error("could not count a finished answer", extra={"reason": exc.message})
 
     def track(self, chunk: Chunk) -> Chunk:
         self.usage = chunk.usage or self.usage
@@ -80,19 +90,22 @@ class Answer:
     def _record(self) -> None:
         relay, usage = self.relay, self.usage or Usage()
         if self.outcome == "ok":
-            relay.router.succeeded(self.provider)
+            relay.router.succeeded(self.provider, self.key)
         elif self.outcome == "client_closed":
-            relay.router.released(self.provider)
+            relay.router.released(self.provider, self.key)
         else:
-            relay.router.failed(self.provider, self._error)
+            relay.router.failed(self.provider, self._error, self.key)
         relay.metrics.record_attempt(
             self.provider.name, ok=self.outcome != "midstream", duration_ms=(time.monotonic() - self._started) * 1000,
             failure=self._error.kind if self._error else None, midstream=self._error is not None,
             failed_over=self._error is not None and self.can_fail_over,
-            ttft_ms=self.ttft_ms,
+            ttft_ms=self.ttft_ms, key=self.key,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens)
-        if self._key_hash:
-            relay.keys.record_use(self._key_hash, usage.prompt_tokens, usage.completion_tokens)
+        if self._key_hash and self._error is not None and self.can_fail_over:
+            relay.keys.record_call(self._key_hash, self.provider.id)  # another provider takes the request
+        elif self._key_hash:
+            relay.keys.record_use(self._key_hash, usage.prompt_tokens, usage.completion_tokens,
+                                  provider=self.provider.id, error=self._error is not None)
 
 
 class Relay:
@@ -131,8 +144,8 @@ class Relay:
         for attempt, provider in enumerate(plan, tried + 1):
             started = time.monotonic()
             log.debug("trying provider", extra={"service": provider.name, "attempt": attempt})
-            self.router.attempting(provider)
-            chunks = provider.stream(request, observe=partial(self.router.observe, provider))
+            key = self.router.attempting(provider)
+            chunks = provider.stream(request, observe=partial(self.router.observe, provider, key=key), key=key)
             first, skipped = None, []  # chunks before the first visible one: their usage and finish count
             try:
                 for chunk in chunks:
@@ -143,17 +156,19 @@ class Relay:
             except ProviderError as exc:
                 chunks.close()
                 last = attempt == tried + len(plan) or not exc.retryable
-                self._failed(provider, exc, started, failed_over=not last)
+                self._failed(provider, exc, started, failed_over=not last, key=key)
+                self._count_call(key_hash, provider, exc)
                 if not exc.retryable:
                     raise
                 continue
             except BaseException:  # the client left while we waited: free the provider
                 chunks.close()
-                self.router.released(provider)
+                self.router.released(provider, key)
                 raise
             if attempt > 1:
                 self.router.answered_instead(provider)
             answer = Answer(self, provider, chunks, first, attempt, started, key_hash, client)
+            answer.key = key
             for chunk in skipped:
                 answer.track(chunk)
             return answer
@@ -166,26 +181,33 @@ class Relay:
         self.metrics.count_request()
         for attempt, provider in enumerate(plan, 1):
             started = time.monotonic()
-            self.router.attempting(provider)
+            key = self.router.attempting(provider)
             try:
-                result = embed(provider, texts, model, dimensions)
+                result = embed(provider, texts, model, dimensions, key)
             except ProviderError as exc:
-                self._failed(provider, exc, started, failed_over=exc.retryable and attempt < len(plan))
+                self._failed(provider, exc, started, failed_over=exc.retryable and attempt < len(plan), key=key)
+                self._count_call(key_hash, provider, exc)
                 if not exc.retryable:
                     raise
                 continue
             except BaseException:  # the client left while we waited: free the provider
-                self.router.released(provider)
+                self.router.released(provider, key)
                 raise
-            self.router.succeeded(provider)
+            self.router.succeeded(provider, key)
             self.metrics.record_attempt(provider.name, ok=True, duration_ms=(time.monotonic() - started) * 1000,
-                                        prompt_tokens=result.prompt_tokens)
+                                        prompt_tokens=result.prompt_tokens, key=key)
             if key_hash:
-                self.keys.record_use(key_hash, result.prompt_tokens, 0)
+                self.keys.record_use(key_hash, result.prompt_tokens, 0, provider=provider.id)
             return provider, result, attempt
         raise UpstreamFailed(f"All providers failed ({len(plan)} tried)")
 
-    def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool) -> None:
+    def _count_call(self, key_hash: str | None, provider: Provider, exc: ProviderError) -> None:
+        """A failed call in the key's daily usage; a request the provider refused is a call, not an error."""
+        if key_hash:
+            self.keys.record_call(key_hash, provider.id, error=exc.retryable)
+
+    def _failed(self, provider: Provider, exc: ProviderError, started: float, failed_over: bool,
+                key: int = 1) -> None:
         """Record one failed attempt. A request the provider refused as the client's mistake is not the
         provider's failure: it counts as a call, not an error, and leaves its health alone."""
         if exc.retryable:
@@ -195,7 +217,7 @@ class Relay:
         else:
             log.info("provider refused the request", extra={
                 "service": provider.name, "reason": exc.kind, "upstreamStatus": exc.upstream_status})
-        self.router.failed(provider, exc)
-        self.metrics.record_attempt(provider.name, ok=not exc.retryable,
+        self.router.failed(provider, exc, key)
+        self.metrics.record_attempt(provider.name, key=key, ok=not exc.retryable,
                                     duration_ms=(time.monotonic() - started) * 1000,
                                     failure=exc.kind if exc.retryable else None, failed_over=failed_over)

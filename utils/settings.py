@@ -10,16 +10,12 @@ import re
 import secrets
 import sys
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 from dotenv import load_dotenv
 
 from providers import PROVIDER_CLASSES
 from providers.base import CAPABILITIES, ProviderSettings
-
-
-class SettingsError(ValueError):
-    """A setting is present but wrong; the message names it in one line."""
+from utils.env import Env, SettingsError
 
 
 def default_providers() -> tuple[ProviderSettings, ...]:
@@ -64,6 +60,8 @@ class Settings:
     # forever is that provider's failure, not a worker's lost memory or time.
     max_answer_bytes: int = 32 * 1024 * 1024
     answer_timeout: float = 600.0
+    # Days of per-key daily usage (/admin/usage) kept in the key database.
+    usage_retention_days: int = 400
     # true: /metrics and /metrics/prometheus need the master key.
     metrics_require_key: bool = False
     # Proxies in front (nginx: 1) whose X-Forwarded-For/-Proto are believed; 0 believes no client header.
@@ -92,16 +90,15 @@ class Settings:
 
 
 _DNS_LABELS = r"[a-z0-9-]+(?:\.[a-z0-9-]+)*"
-# An origin as browsers send it, `*` standing for a subdomain: scheme://host[:port], nothing more.
-_ORIGIN = re.compile(r"^https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    env = _Env(os.environ if environ is None else environ)
+    env = Env(os.environ if environ is None else environ)
     providers = tuple(
         ProviderSettings(
             id=cls.id,
-            api_key=env.str(cls.key_setting),
+            api_key=(env.list(cls.key_setting) or (None,))[0],
+            api_keys=env.list(cls.key_setting),
             base_url=env.url(f"{cls.env_prefix}_BASE_URL", cls.default_base_url),
             model=env.str(f"{cls.env_prefix}_MODEL") or cls.default_model,
             max_tokens=env.int(f"{cls.env_prefix}_MAX_TOKENS", 0),
@@ -135,93 +132,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         body_timeout=env.float("BODY_TIMEOUT", 10.0),
         max_answer_bytes=env.int("MAX_ANSWER_BYTES", 32 * 1024 * 1024, low=1024),
         answer_timeout=env.float("ANSWER_TIMEOUT", 600.0),
+        usage_retention_days=env.int("USAGE_RETENTION_DAYS", 400, low=1),
         metrics_require_key=env.bool("METRICS_REQUIRE_KEY", False),
         trusted_proxies=env.int("TRUSTED_PROXIES", 0, low=0),
         workers=env.int("WEB_CONCURRENCY", 1, low=1),
     )
-
-
-class _Env:
-    """Typed reads of the environment; an empty value counts as unset."""
-
-    def __init__(self, environ):
-        self._environ = environ
-
-    def str(self, name: str) -> str | None:
-        value = self._environ.get(name, "").strip()
-        return value or None
-
-    def list(self, name: str) -> tuple[str, ...]:
-        return tuple(item.strip() for item in (self.str(name) or "").split(",") if item.strip())
-
-    def origins(self, name: str) -> tuple[str, ...]:
-        origins = self.list(name) or ("*",)
-        for origin in origins:
-            if origin != "*" and not _ORIGIN.match(origin):
-                raise SettingsError(f"{name} entries must be * or origins like https://app.example.com or "
-                                    f"https://*.example.com, got {origin!r}")
-        return origins
-
-    def bool(self, name: str, default: bool) -> bool:
-        value = self.str(name)
-        if value is None:
-            return default
-        if value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if value.lower() in ("0", "false", "no", "off"):
-            return False
-        raise SettingsError(f"{name} must be true or false, got {value!r}")
-
-    def int(self, name: str, default: int, low: int = 0, high: int | None = None) -> int:
-        value = self.str(name)
-        if value is None:
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be a whole number, got {value!r}") from None
-        if number < low or (high is not None and number > high):
-            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise SettingsError(f"{name} must be {bounds}, got {number}")
-        return number
-
-    def float(self, name: str, default: float) -> float:
-        value = self.str(name)
-        if value is None:
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            raise SettingsError(f"{name} must be a number of seconds, got {value!r}") from None
-        if not 0 < number < math.inf:
-            raise SettingsError(f"{name} must be a positive number of seconds, got {value!r}")
-        return number
-
-    def url(self, name: str, default: str | None, schemes=("http", "https")) -> str | None:
-        value = self.str(name)
-        if value is None:
-            return default
-        parts = urlsplit(value)
-        try:
-            parts.port  # noqa: B018 - reading it validates it
-        except ValueError:
-            raise SettingsError(f"{name} has a malformed port") from None
-        if parts.scheme not in schemes or not (parts.netloc or parts.scheme == "unix"):
-            raise SettingsError(f"{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
-        return value.rstrip("/")
-
-    def database_url(self, name: str, default: str) -> str:
-        value = self.str(name)
-        if value is None:
-            return default
-        if "://" not in value:  # a bare path means a SQLite file
-            return f"sqlite:///{value}"
-        scheme, _, rest = value.partition("://")
-        if scheme in ("postgresql", "postgres"):  # SQLAlchemy's default PostgreSQL driver is not ours
-            return f"postgresql+psycopg://{rest}"
-        if scheme not in ("sqlite", "postgresql+psycopg"):
-            raise SettingsError(f"{name} must be a sqlite:/// path or a postgresql:// URL")
-        return value
 
 
 def check() -> None:

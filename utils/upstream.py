@@ -6,9 +6,8 @@ A provider's answer is untrusted: redirects are never followed (requests would c
 to the new host), and every read is bounded in bytes and time, so a provider that streams forever,
 or trickles, is that provider's failure rather than a worker's lost memory.
 
-The hot path is lean: a request is prepared here (its URL once) and handed to `Session.send`, skipping
-`Session.request`'s per-call merging; a chunked answer is read as whatever the socket has (many events
-at once under load), its framing taken off here, not one HTTP chunk per call.
+The hot path is lean: a request is prepared here (its URL once) and sent by the session's adapter; a
+chunked answer is read as whatever the socket has (many events at once), its framing taken off here.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ import gevent
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.cookies import RequestsCookieJar, merge_cookies
+from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, merge_cookies
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_auth_from_url
 
@@ -32,10 +31,9 @@ POOL_SIZE = 256
 # A busy stream yields to the other greenlets this often (seconds): a socket that always has data
 # never blocks, so without it one fast provider would starve every other request on the worker.
 YIELD_EVERY = 0.005
-# Every request asks for an uncompressed body: a compressed one would be held back by the decompressor
-# (streams), and the byte bounds below would count compressed bytes.
+# Uncompressed bodies: a decompressor holds a stream back, and the byte bounds would count compressed bytes.
 IDENTITY = {"Accept-Encoding": "identity"}
-READ_SIZE = 16384  # at most this much of what has arrived, per socket read (held while a read waits)
+READ_SIZE = 65536  # at most this much of what has arrived, per socket read
 MAX_CHUNK_LINE = 65536  # a longer chunk-size or trailer line is a broken answer (urllib3's own bound)
 URL_CACHE = 256  # prepared URLs kept per provider (Gemini's carry the model, which a client may choose)
 # How many more chunks of the same upstream read are ready behind the one just handed on (the provider's
@@ -76,9 +74,8 @@ class Upstream:
         return self._send("GET", url, headers, None)
 
     def _send(self, method: str, url: str, headers: dict, json: dict | None) -> requests.Response:
-        """What `session.request(method, url, headers=..., json=..., stream=True, timeout=...,
-        allow_redirects=False)` sends, prepared without its per-call merging of settings the session
-        holds unchanged: the same headers in the same order, body, cookies, proxies and verification."""
+        """`session.request(method, url, ..., stream=True, allow_redirects=False)`'s request (headers in their
+        order, body, cookies, proxies, verification) without its per-call merging, hooks and redirect work."""
         session = self.session
         try:
             if url not in self._urls and any(get_auth_from_url(url)):  # credentials in the URL: requests' way
@@ -89,12 +86,15 @@ class Upstream:
             merged = CaseInsensitiveDict(session.headers)
             merged.update({**headers, **IDENTITY})
             prepared.prepare_headers(merged)
-            prepared._cookies = RequestsCookieJar()  # as requests prepares it: redirect handling reads it
             if session.cookies:
-                prepared.prepare_cookies(merge_cookies(prepared._cookies, session.cookies))
+                prepared.prepare_cookies(merge_cookies(RequestsCookieJar(), session.cookies))
             prepared.prepare_body(None, None, json)
-            return session.send(prepared, stream=True, timeout=self.timeout, allow_redirects=False,
-                                proxies=session.proxies, verify=session.verify, cert=session.cert)
+            response = session.get_adapter(prepared.url).send(prepared, stream=True, timeout=self.timeout,
+                                                              proxies=session.proxies, verify=session.verify,
+                                                              cert=session.cert)
+            if "set-cookie" in response.headers:  # the session keeps what a provider sets, as Session.send does
+                extract_cookies_to_jar(session.cookies, prepared, response.raw)
+            return response
         except requests.exceptions.RequestException as exc:
             raise _translate(exc) from None
 
@@ -176,10 +176,10 @@ def _dechunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
     At the end the connection goes back to the pool; on any failure the response's close drops it.
     A line split over reads waits in a bytearray and only new bytes are searched: linear time."""
     pending: bytearray | None = None  # a size or trailer line not yet complete
-    left = skip = 0  # data bytes of the current chunk still to come; then its CRLF's bytes
-    trailers = False  # the last chunk was read: only trailer lines remain
+    left = skip = trailers = 0  # the current chunk's data bytes to come; then its CRLF's; last chunk read
     while True:
-        data = fp.read1(READ_SIZE)
+        # peek waits in the reader's own buffer, so a stream waiting for its provider holds no read buffer.
+        data = fp.peek(1) and fp.read1(READ_SIZE)
         if not data:
             if trailers:  # some servers end without the final CRLF
                 break

@@ -1,0 +1,67 @@
+"""The key database's tables as the code reads and writes them. Their schema is made by Alembic revisions
+(utils/schema.py): a change here needs a new revision in utils/migrations/versions, which
+tests/test_migrations.py checks."""
+from __future__ import annotations
+
+import os
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+api_keys = sa.Table(
+    "api_keys", metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("masked", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used", sa.Float),
+    sa.Column("request_count", sa.BigInteger, nullable=False, default=0),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False, default=0),
+    sa.Column("enabled", sa.Boolean, nullable=False, default=True),
+    # Policy (revision 0002): NULL means no restriction. Lists and limits are JSON text.
+    sa.Column("note", sa.Text),
+    sa.Column("expires_at", sa.Float),
+    sa.Column("allowed_providers", sa.Text),
+    sa.Column("allowed_models", sa.Text),
+    sa.Column("limits", sa.Text),
+)
+# Requests, tokens and errors per key, provider and UTC day: the durable record of usage (revision 0002).
+key_usage_daily = sa.Table(
+    "key_usage_daily", metadata,
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("provider", sa.String(64), primary_key=True),
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Column("errors", sa.BigInteger, nullable=False),
+    sa.Index("ix_key_usage_daily_key_day", "key_hash", "day"),
+)
+
+
+def engine(url: str) -> sa.Engine:
+    if not url.startswith("sqlite"):
+        return sa.create_engine(url, pool_pre_ping=True)
+    path = url.split(":///", 1)[-1]
+    if path and path != ":memory:":
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record):
+        # WAL lets readers and the usage flusher work side by side; FULL sync makes a created key
+        # survive a crash or power loss; busy_timeout waits out another writer instead of failing.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+    return engine
+
+
+def unopenable(exc: Exception) -> str:
+    """One line saying why the key database cannot be opened (the driver's first line, no traceback)."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"DATABASE_URL: cannot open the key database: {reason[0] if reason else type(exc).__name__}"

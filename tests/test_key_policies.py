@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import MASTER
 from tests.fakeprovider import Reply
-from utils import budgets
+from utils import budgets, counters
+from utils.state import LocalStore
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 MASTER_HEADERS = {"Authorization": f"Bearer {MASTER}"}
@@ -208,3 +209,15 @@ def test_the_daily_table_keeps_only_the_retention_days(app):
         assert usage.prune(db, 5, now) == 1
     rows = store.usage_report("2000-01-01", "2999-12-31", None, None)
     assert [(r["requests"], r["errors"], r["keyName"]) for r in rows] == [(4, 1, None)]
+
+
+def test_a_slot_a_killed_worker_never_released_stops_counting_after_the_longest_answer():
+    store = LocalStore()
+    assert counters.claim(store, "k:running", "a", now=1000.0, hold=700.0, limit=2)
+    assert counters.claim(store, "k:running", "b", now=1001.0, hold=700.0, limit=2)
+    assert not counters.claim(store, "k:running", "c", now=1002.0, hold=700.0, limit=2)
+    counters.release(store, "k:running", "b")
+    assert counters.claim(store, "k:running", "c", now=1003.0, hold=700.0, limit=2)
+    # "a" was never released (its worker died): once older than the longest answer it no longer counts.
+    assert not counters.claim(store, "k:running", "d", now=1699.0, hold=700.0, limit=2)
+    assert counters.claim(store, "k:running", "d", now=1701.0, hold=700.0, limit=2)

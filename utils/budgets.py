@@ -8,6 +8,7 @@ durable record they are rebuilt from when the store has lost them (a restart wit
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -21,7 +22,6 @@ from utils.keyfields import Policy
 now = time.time  # the clock the windows are read on (tests move it)
 DAY_TTL = 2 * 86400
 MONTH_TTL = 32 * 86400
-CONCURRENCY_TTL = 3600  # a worker killed mid-answer cannot hold a slot longer than this
 
 
 class BudgetExhausted(GatewayError):
@@ -54,9 +54,10 @@ def windows(at: float) -> tuple[str, str, float, float]:
             (day_start + timedelta(days=1)).timestamp(), month_end.timestamp())
 
 
-def admit(policy: Policy, store, keys, estimated_tokens: int) -> Callable[[], None]:
+def admit(policy: Policy, store, keys, estimated_tokens: int, hold: float) -> Callable[[], None]:
     """Count one request against the key's budgets, or raise BudgetExhausted. Returns the release of its
-    concurrency slot (call it once the answer ends, however it ends)."""
+    concurrency slot (call it once the answer ends, however it ends). A slot counts for at most `hold`
+    seconds, longer than any answer lasts, so one a killed worker never released frees itself."""
     limits = policy.limits
     if not limits or not any(name in limits for name in ("requestsPerDay", "tokensPerDay", "tokensPerMonth",
                                                           "maxConcurrent")):
@@ -78,9 +79,8 @@ def admit(policy: Policy, store, keys, estimated_tokens: int) -> Callable[[], No
         raise BudgetExhausted("Daily request budget exhausted", day_end)
     if "maxConcurrent" not in limits:
         return lambda: None
-    slot_key = f"{policy.key_hash}:running"
-    if counters.incr(store, slot_key, {"n": 1}, CONCURRENCY_TTL)["n"] > limits["maxConcurrent"]:
-        counters.incr(store, slot_key, {"n": -1}, CONCURRENCY_TTL)
+    slot_key, slot = f"{policy.key_hash}:running", uuid.uuid4().hex
+    if not counters.claim(store, slot_key, slot, now(), hold, limits["maxConcurrent"]):
         raise GatewayError("Too many concurrent requests for this key", 429, code="rate_limit_exceeded",
                            retry_after=1)
     released = []
@@ -88,7 +88,7 @@ def admit(policy: Policy, store, keys, estimated_tokens: int) -> Callable[[], No
     def release() -> None:
         if not released:
             released.append(True)
-            counters.incr(store, slot_key, {"n": -1}, CONCURRENCY_TTL)
+            counters.release(store, slot_key, slot)
     return release
 
 

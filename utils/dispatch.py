@@ -80,7 +80,10 @@ def admit(estimated_tokens: int) -> Callable[[], None]:
     if policy is None:
         return lambda: None
     ext = current_app.extensions
-    return budgets.admit(policy, ext["store"], ext["keys"], estimated_tokens)
+    settings = ext["settings"]
+    # A slot outlives no answer: only a worker killed mid-answer leaves one, and then it stops counting.
+    hold = settings.connect_timeout + settings.first_token_timeout + settings.answer_timeout
+    return budgets.admit(policy, ext["store"], ext["keys"], estimated_tokens, hold)
 
 
 def ended(release: Callable[[], None], policy, store, usage) -> None:

@@ -17,6 +17,30 @@ OURS, OURS_REDIS, PEER = "ours", "ours-redis", "peer"
 
 
 @dataclass
+class FastResult:
+    direct: StreamResult
+    via: StreamResult
+    cpu_us_per_chunk: float | None  # the server's CPU (all its processes) per relayed chunk
+
+    @property
+    def ratio(self) -> float | None:
+        d, v = self.direct.total(50), self.via.total(50)
+        return v / d if d and v is not None else None
+
+    @property
+    def capacity(self) -> float | None:
+        """Chunks a second one fully busy process would relay at this CPU cost."""
+        return 1e6 / self.cpu_us_per_chunk if self.cpu_us_per_chunk else None
+
+
+@dataclass
+class RouteResult:
+    label: str
+    load: dict[int, tuple[LoadResult, LoadResult]] = field(default_factory=dict)  # c -> (direct, via)
+    fast: FastResult | None = None
+
+
+@dataclass
 class TargetResult:
     label: str
     skipped: str = ""  # why it did not run
@@ -24,11 +48,14 @@ class TargetResult:
     note: str = ""
     load: dict[int, tuple[LoadResult, LoadResult]] = field(default_factory=dict)  # concurrency -> (direct, via)
     streams: dict[int, tuple[StreamResult, StreamResult]] = field(default_factory=dict)
+    fast: FastResult | None = None
+    slow: tuple[StreamResult, StreamResult, int, int] | None = None  # direct, via, idle KB, peak KB
+    matrix: list[RouteResult] = field(default_factory=list)
     idle_kb: int = 0
     peak_kb: dict[int, int] = field(default_factory=dict)  # streams -> peak RSS during that run
     processes: int = 0
     problems: list[tuple[int, str]] = field(default_factory=list)  # (count, warning/error log line)
-    redis_per_request: dict[str, float] = field(default_factory=dict)  # Redis commands per request, by name
+    redis: dict[str, dict] = field(default_factory=dict)  # model -> {"round_trips": x, "commands": {name: x}}
 
 
 def machine_facts(peer_python: str | None, code: str) -> dict[str, str]:
@@ -74,6 +101,14 @@ def _run(command: list[str]) -> str:
 
 def ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
+
+
+def rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:,.0f}"
+
+
+def times(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}x"
 
 
 def added(via: float | None, direct: float | None) -> float | None:
@@ -132,12 +167,15 @@ class Table:
             self.load_rows(c)
         for n in sorted(first.streams):
             self.stream_rows(n)
+        self.fast_rows()
+        self.slow_rows()
         self.memory_rows()
+        self.redis_rows()
 
     def load_rows(self, c: int) -> None:
         results = {key: self.results[key] for key in self.ran if c in self.results[key].load}
         direct = self.direct_column().load[c][0]
-        name = f"non-streaming c={c}"
+        name = f"plain c={c} (20 chunks upstream)"
 
         def via(key, attr):
             return getattr(results[key].load[c][1], attr) if key in results else None
@@ -176,6 +214,51 @@ class Table:
         self.row(name, "wall time s", f"{direct.seconds:.2f}",
                  {k: f"{results[k].streams[n][1].seconds:.2f}" for k in results})
 
+    def fast_rows(self) -> None:
+        results = {key: self.results[key] for key in self.ran if self.results[key].fast}
+        if not results:
+            return
+        direct = next(iter(results.values())).fast.direct
+        name = f"{direct.count} fast streams (200 chunks, 1 ms)"
+        self.row(name, "total p50 ms (x direct)", ms(direct.total(50)),
+                 {k: f"{ms(r.fast.via.total(50))} ({times(r.fast.ratio)})" for k, r in results.items()},
+                 self.ratios(lambda r: r.fast.via.total(50) if r.fast else None))
+        self.row(name, "total p99 ms", ms(direct.total(99)), {k: ms(r.fast.via.total(99)) for k, r in results.items()})
+        self.row(name, "chunks relayed/s (wall)", rate(direct.chunks_per_second),
+                 {k: rate(r.fast.via.chunks_per_second) for k, r in results.items()},
+                 self.ratios(lambda r: r.fast.via.chunks_per_second if r.fast else None))
+        self.row(name, "server CPU us per chunk (chunks/s one busy process)", "",
+                 {k: f"{ms(r.fast.cpu_us_per_chunk)} ({rate(r.fast.capacity)})" for k, r in results.items()},
+                 self.ratios(lambda r: r.fast.cpu_us_per_chunk if r.fast else None))
+        self.row(name, "completed / identical / errors", f"{direct.completed} / {direct.identical} / "
+                 f"{direct.error_count}",
+                 {k: f"{r.fast.via.completed} / {r.fast.via.identical} / {r.fast.via.error_count}"
+                  + (f" {r.fast.via.errors}" if r.fast.via.errors else "") for k, r in results.items()})
+
+    def slow_rows(self) -> None:
+        results = {key: self.results[key] for key in self.ran if self.results[key].slow}
+        if not results:
+            return
+        direct = next(iter(results.values())).slow[0]
+        name = f"{direct.count} slow streams (1 chunk/s, 5 chunks)"
+        self.row(name, "completed / identical / errors", f"{direct.completed} / {direct.identical} / "
+                 f"{direct.error_count}",
+                 {k: f"{r.slow[1].completed} / {r.slow[1].identical} / {r.slow[1].error_count}"
+                  + (f" {r.slow[1].errors}" if r.slow[1].errors else "") for k, r in results.items()})
+        self.row(name, "TTFB p50 / p99 ms", f"{ms(direct.ttfb(50))} / {ms(direct.ttfb(99))}",
+                 {k: f"{ms(r.slow[1].ttfb(50))} / {ms(r.slow[1].ttfb(99))}" for k, r in results.items()})
+        self.row(name, "total p50 / p99 s", f"{ms(sec(direct.total(50)))} / {ms(sec(direct.total(99)))}",
+                 {k: f"{ms(sec(r.slow[1].total(50)))} / {ms(sec(r.slow[1].total(99)))}" for k, r in results.items()})
+        self.row(name, "peak RSS MB (idle) / KB per stream", "",
+                 {k: f"{r.slow[3] / 1024:.1f} ({r.slow[2] / 1024:.1f}) / {slow_kb(r):.1f}" for k, r in results.items()})
+
+    def redis_rows(self) -> None:
+        for key in self.ran:
+            for model, figures in self.results[key].redis.items():
+                commands = figures["commands"]
+                self.row(f"Redis, model {model}", "round trips / commands per request", "",
+                         {key: f"{figures['round_trips']:.2f} / {sum(commands.values()):.2f}"})
+
     def memory_rows(self) -> None:
         results = {key: self.results[key] for key in self.ran if self.results[key].peak_kb}
         if not results:
@@ -192,52 +275,121 @@ class Table:
                  self.ratios(lambda r: per_stream_kb(r, top) or None))
 
 
+def sec(value: float | None) -> float | None:
+    return None if value is None else value / 1000
+
+
+def slow_kb(result: TargetResult) -> float:
+    """Memory per stream the server held: over the streams it completed (those it refused held nothing)."""
+    direct, via, idle, peak = result.slow
+    return max(0, peak - idle) / via.completed if via.completed else 0.0
+
+
+def matrix(result: TargetResult) -> str:
+    """Every way in, ours on one worker: plain answers at c=1 and c=64, and fast streams."""
+    head = ["way in", "c=1 p50 ms (added)", "c=1 p99 ms (added)", "c=64 req/s (direct)", "fast streams total p50 ms "
+            "(x direct)", "chunks relayed/s", "CPU us per chunk", "completed / identical / errors"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for rr in result.matrix:
+        row = [rr.label]
+        if 1 in rr.load:
+            d, v = rr.load[1]
+            row += [f"{ms(v.p50_ms)} (+{ms(v.p50_ms - d.p50_ms)})", f"{ms(v.p99_ms)} (+{ms(v.p99_ms - d.p99_ms)})"]
+        else:
+            row += ["", ""]
+        row.append(f"{rate(rr.load[64][1].rps)} ({rate(rr.load[64][0].rps)})" if 64 in rr.load else "")
+        f = rr.fast
+        if f:
+            row += [f"{ms(f.via.total(50))} ({times(f.ratio)})", rate(f.via.chunks_per_second), ms(f.cpu_us_per_chunk),
+                    f"{f.via.completed} / {f.via.identical} / {f.via.error_count}"]
+        else:
+            row += ["", "", "", ""]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def per_stream_kb(result: TargetResult, streams: int) -> float:
     return max(0, result.peak_kb.get(streams, 0) - result.idle_kb) / streams
 
 
 def targets(results: dict[str, TargetResult]) -> list[tuple[str, bool | None, str]]:
-    """(target, passed or None when not measured, measured value)."""
-    ours, peer = results.get(OURS), results.get(PEER)
+    """Issue 17's targets: (target, passed or None when not measured, measured value)."""
+    ran = {k: r for k, r in results.items() if r and not r.skipped}
+    ours, redis, peer = ran.get(OURS), ran.get(OURS_REDIS), ran.get(PEER)
     out = []
-    if ours and not ours.skipped and 1 in ours.load:
+    if ours and 1 in ours.load:
         d, v = ours.load[1]
         p50, p99 = v.p50_ms - d.p50_ms, v.p99_ms - d.p99_ms
-        out.append(("added latency c=1 p50 < 1 ms (1 worker, non-streaming)", p50 < 1, f"+{p50:.2f} ms"))
-        out.append(("added latency c=1 p99 < 3 ms (1 worker, non-streaming)", p99 < 3, f"+{p99:.2f} ms"))
+        out.append(("plain c=1, 20-chunk upstream: added p50 < 1 ms (1 worker)", p50 < 1, f"+{p50:.2f} ms"))
+        out.append(("plain c=1, 20-chunk upstream: added p99 < 2 ms (1 worker)", p99 < 2, f"+{p99:.2f} ms"))
     else:
         out.append(("added latency at c=1", None, "not measured"))
-    if ours and not ours.skipped and 100 in ours.streams:
+    if ours and peer and 64 in ours.load and 64 in peer.load and peer.load[64][1].rps:
+        r = ours.load[64][1].rps / peer.load[64][1].rps
+        out.append((f"plain c=64 >= 8x {peer.label} (ours, 1 worker)", r >= 8, f"{r:.2f}x"))
+    else:
+        out.append(("plain c=64 >= 8x the peer", None, "peer not measured"))
+    if ours and ours.fast:
+        f = ours.fast
+        out.append(("fast streams: total p50 <= 1.3x direct (1 worker)", f.ratio is not None and f.ratio <= 1.3,
+                    f"{times(f.ratio)} ({ms(f.via.total(50))} ms against {ms(f.direct.total(50))} ms)"))
+        cps = f.via.chunks_per_second
+        out.append(("fast streams: >= 60,000 chunks relayed/s (1 worker)", cps is not None and cps >= 60_000,
+                    f"{rate(cps)} chunks/s; {ms(f.cpu_us_per_chunk)} us CPU per chunk, so {rate(f.capacity)} "
+                    "chunks/s for a fully busy worker"))
+        n = f.via.count
+        out.append(("fast streams: every stream complete and byte-identical", f.via.identical == n,
+                    f"{f.via.completed}/{n} completed, {f.via.identical}/{n} identical, {f.via.error_count} errors"))
+    if ours and 100 in ours.streams:
         d, v = ours.streams[100]
         value = added(v.ttfb(50), d.ttfb(50))
-        out.append(("added TTFB p50 < 2 ms at 100 streams (1 worker)", value is not None and value < 2,
-                    f"+{ms(value)} ms"))
-    if ours and not ours.skipped and 500 in ours.streams:
-        v = ours.streams[500][1]
-        out.append(("500 streams on one worker complete with no errors",
-                    v.completed == 500 and not v.error_count, f"{v.completed}/500 completed, {v.error_count} errors"))
-        kb = per_stream_kb(ours, 500)
-        out.append(("memory per open stream < 100 KB (1 worker)", ours.peak_kb.get(500, 0) > 0 and kb < 100,
-                    f"{kb:.1f} KB"))
-    if ours and peer and not ours.skipped and not peer.skipped and 64 in ours.load and 64 in peer.load:
-        for key in (OURS, OURS_REDIS):
-            mine = results.get(key)
-            if mine and not mine.skipped and 64 in mine.load:
-                r = mine.load[64][1].rps / peer.load[64][1].rps if peer.load[64][1].rps else 0
-                out.append((f"throughput c=64 >= 3x {peer.label} ({mine.label})", r >= 3, f"{r:.2f}x"))
+        out.append(("100 streams (20 chunks, 10 ms): added TTFB p50 < 30 ms (1 worker)",
+                    value is not None and value < 30, f"+{ms(value)} ms"))
+    if redis and redis.redis:
+        worst = max(figures["round_trips"] for figures in redis.redis.values())
+        out.append(("Redis: at most 2 round trips per request", worst <= 2,
+                    ", ".join(f"model {m}: {f['round_trips']:.2f}" for m, f in redis.redis.items())))
     else:
-        out.append(("throughput c=64 >= 3x the peer", None, "peer not measured"))
+        out.append(("Redis: at most 2 round trips per request", None, "not measured"))
+    if ours and redis and 64 in ours.load and 64 in redis.load and ours.load[64][1].rps:
+        r = redis.load[64][1].rps / ours.load[64][1].rps
+        out.append(("2 workers + Redis >= 1.7x one worker (plain c=64)", r >= 1.7, f"{r:.2f}x"))
+    if ours and ours.slow:
+        via = ours.slow[1]
+        out.append((f"{via.count} slow streams on one worker: no errors", via.completed == via.count
+                    and not via.error_count and via.identical == via.count,
+                    f"{via.completed}/{via.count} completed, {via.identical} identical, {via.error_count} errors "
+                    f"{via.errors or ''}, at most {via.max_open} open at once"))
+        kb = slow_kb(ours)
+        out.append((f"{via.count} slow streams: < 50 KB each", ours.slow[3] > 0 and kb < 50, f"{kb:.1f} KB"))
+    if ours and ours.matrix:
+        measured = [rr.label for rr in ours.matrix if rr.load and rr.fast]
+        out.append(("/chat and /v1, streaming and not, OpenAI-compatible and Gemini: each measured",
+                    len(measured) == len(ours.matrix) == 6, f"{len(measured)} of 6 ways in"))
     return out
 
 
 def render(results: dict[str, TargetResult], fake_ceiling: LoadResult | None, facts: dict[str, str],
-           mode: str, started: str) -> str:
-    lines = [f"# Benchmark, {started} ({mode})", "", Table(results, fake_ceiling).render(), "",
+           mode: str, started: str, fast: int = 0, slow: int = 0) -> str:
+    lines = [f"# Benchmark, {started} ({mode})", "", Table(results, fake_ceiling).render(), ""]
+    ours = results.get(OURS)
+    if ours and ours.matrix:
+        lines += ["## Every way in (ours, 1 worker)", "", matrix(ours), "",
+                  "Plain: the client asks for a whole answer, the provider streams 20 chunks at once. Fast streams: "
+                  f"{fast} concurrent streams of 200 chunks 1 ms apart. CPU per chunk: the server's processes' CPU "
+                  "during the run divided by the chunks relayed.", ""]
+    lines += [
              "Added = through the gateway minus the fake upstream directly, each pair measured back to back in "
              "this run. TTFB = time from sending the request to the first byte of the answer's body. "
              "N streams: all N connect, then all send at the same moment, so their TTFB includes waiting for the "
              "N - 1 others to be started by the gateway's worker(s); 1 stream at a time has nothing queued. "
-             "Ratios: our figure divided by the peer's (for latencies, the added parts).", "",
+             "Ratios: our figure divided by the peer's (for latencies, the added parts). "
+             "Plain requests: the client asks for a whole answer, and the gateway (as every gateway here) asks its "
+             "provider for a stream of 20 chunks, sent at once; the direct figures are that stream asked of the fake "
+             "directly. Fast streams: 200 chunks 1 ms apart; total = request sent to the body's end; identical = the "
+             "text read back (SSE deltas joined, or /chat's text) equals, byte for byte, what the fake sent. "
+             "Chunks relayed/s = completed streams x 200 / the run's wall time; CPU per chunk = the server's "
+             "processes' CPU during the run / chunks relayed. Slow streams: all open at once, 1 chunk a second.", "",
              "## Targets", ""]
     for name, passed, value in targets(results):
         verdict = "not measured" if passed is None else ("PASS" if passed else "FAIL")
@@ -248,10 +400,11 @@ def render(results: dict[str, TargetResult], fake_ceiling: LoadResult | None, fa
             r = results[key]
             lines.append(f"- {r.label}: " + (f"SKIPPED: {r.skipped}" if r.skipped else f"endpoint {r.note}")
                          + (f"; FAILED part way: {r.failed}" if r.failed else ""))
-            if r.redis_per_request:
-                per = sorted(r.redis_per_request.items(), key=lambda item: -item[1])
-                lines.append(f"  - Redis commands per request (MONITOR, one request at a time): "
-                             f"{sum(r.redis_per_request.values()):.1f} ("
+            for model, figures in r.redis.items():
+                per = sorted(figures["commands"].items(), key=lambda item: -item[1])
+                lines.append(f"  - Redis per request, model {model} (a private redis-server's INFO, 100 requests one "
+                             f"at a time): {figures['round_trips']:.2f} round trips (reads Redis processed), "
+                             f"{sum(figures['commands'].values()):.2f} commands ("
                              + ", ".join(f"{name} {n:.2f}" for name, n in per if n >= 0.01) + ")")
             lines += [f"  - log, {count} x: `{line}`" for count, line in r.problems]
     if fake_ceiling:

@@ -14,7 +14,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from providers import build_providers
 from routes import admin, chat, commands, embeddings, health, metrics, openai_api, openapi
 from routes.errors import register_error_handlers
-from utils.keys import KeyStore, unopenable
+from utils.keys import KeyStore
+from utils.tables import unopenable
 from utils.limits import init_limits
 from utils.logs import configure_logging
 from utils.metrics import Metrics

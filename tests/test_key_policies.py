@@ -5,10 +5,15 @@ import io
 import time
 
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import MASTER
 from tests.fakeprovider import Reply
+from tests.gateway import free_port
 from utils import budgets, counters
+from utils.errors import StateUnavailable
+from utils.keyfields import Policy
+from utils.keys import KeyStore
 from utils.state import LocalStore
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -221,3 +226,11 @@ def test_a_slot_a_killed_worker_never_released_stops_counting_after_the_longest_
     # "a" was never released (its worker died): once older than the longest answer it no longer counts.
     assert not counters.claim(store, "k:running", "d", now=1699.0, hold=700.0, limit=2)
     assert counters.claim(store, "k:running", "d", now=1701.0, hold=700.0, limit=2)
+
+
+def test_a_budget_rebuilt_while_the_key_database_is_away_is_a_503_not_a_500(tmp_path):
+    keys = KeyStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    keys.engine = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/gone")  # refused at once
+    policy = Policy(key_hash="0" * 64, limits={"requestsPerDay": 3})
+    with pytest.raises(StateUnavailable):
+        budgets.admit(policy, LocalStore(), keys, estimated_tokens=0, hold=60)

@@ -14,7 +14,8 @@ from alembic.runtime.migration import MigrationContext
 
 from tests.databases import fresh_postgres, needs_postgres
 from tests.gateway import ROOT
-from utils.keys import KeyStore, hash_key, metadata
+from utils.keys import KeyStore, hash_key
+from utils.tables import metadata
 from utils.schema import head, migrate, revision
 
 # The table exactly as the gateway created it before it had migrations (CreateTable of utils/keys.py then,

@@ -10,7 +10,7 @@ import requests
 import sqlalchemy as sa
 
 from tests.gateway import free_port, wait_until
-from utils.keys import migrate
+from utils.schema import migrate
 
 REDIS_URL = "redis://127.0.0.1:6379/7"
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -111,7 +111,7 @@ def _rebuild(key_hash: str, store, keys, day: str, month: str, day_key: str, mon
     """Seed the window counters from the durable record when the store does not have them."""
     if counters.seeded(store, day_key) and counters.seeded(store, month_key):
         return
-    days = usage.key_days(keys.engine, key_hash, f"{month}-01")
+    days = keys.days_of(key_hash, f"{month}-01")
     today = days.get(day, usage.Daily())
     counters.seed(store, day_key, {"requests": today.requests - today.errors,
                                    "tokens": today.prompt_tokens + today.completion_tokens}, DAY_TTL)

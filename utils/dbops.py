@@ -7,7 +7,8 @@ import sqlite3
 
 import sqlalchemy as sa
 
-from utils.keys import ID_CHARS, KeyStore, api_keys
+from utils.keys import ID_CHARS, KeyStore
+from utils.tables import api_keys
 
 
 def copy_keys(source: sa.Engine, target_url: str) -> tuple[int, list[str]]:

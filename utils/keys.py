@@ -22,8 +22,7 @@ from utils.errors import StateUnavailable, ValidationError
 from utils.keyfields import Policy
 from utils.schema import migrate
 
-# metadata: what the migrations are compared with; unopenable: app.py and settings.py name a bad DATABASE_URL
-from utils.tables import api_keys, metadata, unopenable  # noqa: F401
+from utils.tables import api_keys
 from utils.tables import engine as _engine
 
 log = logging.getLogger("gateway")
@@ -104,8 +103,7 @@ class KeyStore:
             return db.execute(api_keys.delete().where(api_keys.c.key_hash == key_hash)).rowcount > 0
 
     def revoke_key(self, *, key: str | None = None, key_id: str | None = None) -> bool:
-        """Revoke by the key itself or by the `id` the list shows (the plaintext is not kept); False when
-        no such key."""
+        """Revoke by the key itself or by the `id` the list shows; False when there is no such key."""
         key_hash = hash_key(key) if key else self.find(key_id or "")
         return bool(key_hash) and self.revoke(key_hash)
 
@@ -194,6 +192,11 @@ class KeyStore:
                     mine.prompt_tokens += u.prompt_tokens
                     mine.completion_tokens += u.completion_tokens
                     mine.last_used = max(mine.last_used, u.last_used)
+
+    def days_of(self, key_hash: str, since: str) -> dict[str, usage.Daily]:
+        """The key's daily counts from `since`, to rebuild its budget counters (503 if the database is away)."""
+        with self._connect() as db:
+            return usage.key_days(db, key_hash, since)
 
     def ping(self) -> bool:
         try:

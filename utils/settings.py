@@ -141,7 +141,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
 def check() -> None:
     """Settings as gunicorn will see them, and the key database: one line naming what is wrong, else advice."""
-    from utils.keys import KeyStore, unopenable  # here: the app's own settings need no database driver or Alembic
+    from utils.keys import KeyStore  # here: the app's own settings need no database driver or Alembic
+    from utils.tables import unopenable
     load_dotenv()  # as gunicorn.conf.py does: set variables win over .env
     try:
         settings = load_settings()

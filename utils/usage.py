@@ -116,11 +116,10 @@ def summary(days: dict, key_hash: str, today: str, month: str) -> dict:
     return {"today": shown(days.get((key_hash, today), Daily())), "month": shown(month_total)}
 
 
-def key_days(engine: sa.Engine, key_hash: str, since: str) -> dict[str, Daily]:
+def key_days(db: sa.Connection, key_hash: str, since: str) -> dict[str, Daily]:
     """day -> counts (all providers) of one key from `since`: what rebuilds its budget counters."""
     t = key_usage_daily
-    with engine.connect() as db:
-        rows = db.execute(sa.select(t.c.day, sa.func.sum(t.c.requests), sa.func.sum(t.c.prompt_tokens),
-                                    sa.func.sum(t.c.completion_tokens), sa.func.sum(t.c.errors))
-                          .where(t.c.key_hash == key_hash, t.c.day >= since).group_by(t.c.day)).all()
+    rows = db.execute(sa.select(t.c.day, sa.func.sum(t.c.requests), sa.func.sum(t.c.prompt_tokens),
+                                sa.func.sum(t.c.completion_tokens), sa.func.sum(t.c.errors))
+                      .where(t.c.key_hash == key_hash, t.c.day >= since).group_by(t.c.day)).all()
     return {r[0]: Daily(int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}

@@ -6,7 +6,7 @@ mode (`sql=True`) it prints the SQL for a DBA to read or apply by hand."""
 import sqlalchemy as sa
 from alembic import context
 
-from utils.keys import metadata  # the tables as the code uses them: what autogenerate compares against
+from utils.tables import metadata  # the tables as the code uses them: what autogenerate compares against
 
 config = context.config
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -33,16 +32,14 @@ LEGACY_DDL = """CREATE TABLE IF NOT EXISTS api_keys (
     PRIMARY KEY (key_hash)
 )"""
 INSTANCES = 3
-# One instance starting: says it is ready, waits for the signal (a file), then builds its key store.
+# One instance starting: says it is ready, waits for the signal (a byte on stdin), then builds its key store.
 RACER = """
-import pathlib, sys, time
+import sys
 from utils.keys import KeyStore
 from utils.schema import revision
-url, go, ready = sys.argv[1:]
-pathlib.Path(ready).touch()
-while not pathlib.Path(go).exists():
-    time.sleep(0.002)
-store = KeyStore(url)
+print("ready", flush=True)
+sys.stdin.read(1)
+store = KeyStore(sys.argv[1])
 print(revision(store.engine))
 store.close()
 """
@@ -162,18 +159,17 @@ def test_the_tables_the_code_uses_are_the_ones_the_migrations_build(database_url
 
 
 @pytest.mark.parametrize("made_before_migrations", [False, True], ids=["fresh", "made-before-migrations"])
-def test_several_instances_migrating_one_database_at_once_all_succeed(database_url, made_before_migrations,
-                                                                       tmp_path):
+def test_several_instances_migrating_one_database_at_once_all_succeed(database_url, made_before_migrations):
     """Each process is an instance starting (one migration per process, as in production). They import
     first, then all start the schema step on one signal, so they really race for it."""
     if made_before_migrations:
         make_legacy(database_url)
-    go, ready = tmp_path / "go", [tmp_path / f"ready{n}" for n in range(INSTANCES)]
-    racers = [subprocess.Popen([sys.executable, "-c", RACER, database_url, str(go), str(path)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for path in ready]
-    while not all(path.exists() for path in ready) and all(racer.poll() is None for racer in racers):
-        time.sleep(0.01)
-    go.touch()
+    racers = [subprocess.Popen([sys.executable, "-c", RACER, database_url], cwd=ROOT, stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(INSTANCES)]
+    assert [racer.stdout.readline() for racer in racers] == ["ready\n"] * INSTANCES  # all imported
+    for racer in racers:  # the signal: every one starts its schema step now
+        racer.stdin.write("g")
+        racer.stdin.flush()
     outcomes = [(*racer.communicate(), racer.returncode) for racer in racers]
     assert outcomes == [(f"{head()}\n", "", 0)] * INSTANCES
     engine = sa.create_engine(database_url)

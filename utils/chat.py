@@ -3,6 +3,7 @@ chunks out. Plain frozen data, so providers, the relay and the views share one v
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # What a request can need of a provider's model, as settings and errors name them.
 TOOLS, JSON, VISION = "tools", "json", "vision"
@@ -48,7 +49,7 @@ class ChatRequest:
         """A cheap guess at the prompt's size (about four characters a token), to check token budgets."""
         return sum(len(m.content) for m in self.messages) // 4
 
-    @property
+    @cached_property  # asked of every configured provider while planning: worked out once
     def needs(self) -> frozenset[str]:
         """What the provider's model must be able to do to serve this request."""
         needs = set()

@@ -27,14 +27,14 @@ log = logging.getLogger("gateway")
 class Answer:
     """A provider's answer, its first chunk already received. Iterate it once to relay the chunks."""
 
-    key = 1  # the provider's key (of its pool) that answers
-
     def __init__(self, relay: Relay, provider: Provider, chunks: Iterator[Chunk], first: Chunk | None,
-                 attempts: int, started: float, key_hash: str | None, client: socket.socket | None = None):
+                 attempts: int, started: float, key_hash: str | None, client: socket.socket | None = None,
+                 key: int = 1):
         self.ttft_ms = (time.monotonic() - started) * 1000
         self.relay = relay
         self.provider = provider
         self.attempts = attempts
+        self.key = key  # the provider's key (of its pool) that answers
         self.outcome = "streaming"  # then: ok | midstream | client_closed
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -167,8 +167,7 @@ class Relay:
                 raise
             if attempt > 1:
                 self.router.answered_instead(provider)
-            answer = Answer(self, provider, chunks, first, attempt, started, key_hash, client)
-            answer.key = key
+            answer = Answer(self, provider, chunks, first, attempt, started, key_hash, client, key)
             for chunk in skipped:
                 answer.track(chunk)
             return answer

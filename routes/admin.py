@@ -2,14 +2,10 @@
 (routes/commands.py) call the same functions."""
 from __future__ import annotations
 
-import csv
-import io
-import time
-
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from providers.base import Provider
-from utils import keyfields, usage
+from utils import keyfields, response_cache, usage
 from utils.auth import require_master
 from utils.errors import NotFound, ValidationError
 from utils.keys import ID_CHARS, check_name, hash_key
@@ -26,23 +22,30 @@ def master_only():
     require_master(request, current_app.extensions["settings"])
 
 
-USAGE_COLUMNS = ("date", "keyId", "keyName", "provider", "requests", "promptTokens", "completionTokens", "errors")
-
 
 @bp.post("/keys")
 def create_key():
-    body = read_json_object(request)
+    key, key_id = new_key(read_json_object(request))
+    # The key is shown this once: no cache along the way may keep a copy.
+    return jsonify({"success": True, "apiKey": key, "id": key_id}), {"Cache-Control": "no-store"}
+
+
+def new_key(body: dict) -> tuple[str, str]:
+    """A key from a body of `name` and policy fields: the key and its listed id (the admin panel's too)."""
     name = check_name(body.get("name"))
     key = current_app.extensions["keys"].create(name, keyfields.parse(body, provider_ids()))
-    # The key is shown this once: no cache along the way may keep a copy.
-    return (jsonify({"success": True, "apiKey": key, "id": hash_key(key)[:ID_CHARS]}),
-            {"Cache-Control": "no-store"})
+    current_app.extensions["events"].key_created(hash_key(key), name)
+    return key, hash_key(key)[:ID_CHARS]
 
 
 @bp.patch("/keys/<key_id>")
 def update_key(key_id: str):
-    """Change a key's name or policy; a field set to null clears it, a field left out stays."""
-    body = read_json_object(request)
+    return jsonify({"success": True, "key": change_key(key_id, read_json_object(request))})
+
+
+def change_key(key_id: str, body: dict) -> dict:
+    """Change a key's name or policy; a field set to null clears it, a field left out stays. The key as
+    the list shows it (the admin panel's edits come here too)."""
     store = current_app.extensions["keys"]
     values = keyfields.parse(body, provider_ids())
     if "name" in body:
@@ -50,37 +53,16 @@ def update_key(key_id: str):
     key_hash = store.find(key_id)
     if key_hash is None or not store.update(key_hash, values):
         raise NotFound("API key not found")
-    shown = next(k for k in store.list() if k["id"] == key_id)
-    return jsonify({"success": True, "key": shown})
+    return next(k for k in store.list() if k["id"] == key_id)
 
 
 @bp.get("/usage")
 def usage_report():
     """Daily usage per key and provider, from `from` to `to` (inclusive, UTC days; the last 30 by default)."""
-    first, last = usage.default_range(time.time())
-    start = usage.parse_day(request.args.get("from"), "from", first)
-    end = usage.parse_day(request.args.get("to"), "to", last)
-    if start > end:
-        raise ValidationError("from must not be after to", param="from")
-    store = current_app.extensions["keys"]
-    key_hash = None
-    if request.args.get("key"):
-        key_hash = store.find(request.args["key"])
-        if key_hash is None:
-            raise NotFound("API key not found")
-    rows = store.usage_report(start, end, key_hash, (request.args.get("provider") or "").strip().lower() or None)
+    _, _, rows = usage.query(current_app.extensions["keys"], request.args)
     if "text/csv" in request.headers.get("Accept", ""):
-        out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=USAGE_COLUMNS, lineterminator="\r\n")
-        writer.writeheader()
-        writer.writerows({**row, "keyName": _cell(row["keyName"])} for row in rows)
-        return Response(out.getvalue(), mimetype="text/csv")
+        return Response(usage.to_csv(rows), mimetype="text/csv")
     return jsonify({"success": True, "usage": rows})
-
-
-def _cell(text: str | None) -> str | None:
-    """A name as a CSV cell a spreadsheet will not run as a formula."""
-    return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
 def provider_ids() -> set[str]:
@@ -96,12 +78,12 @@ def list_keys():
 def revoke_key():
     """Revoke by the key itself, or by the `id` the list shows (the plaintext is not kept)."""
     body = read_json_object(request)
-    store = current_app.extensions["keys"]
+    store, events = current_app.extensions["keys"], current_app.extensions["events"]
     key, key_id = body.get("key"), body.get("id")
     if isinstance(key, str) and key:
-        found = store.revoke_key(key=key)
+        found = events.revoke_key(store, key=key)  # the store's revoke_key, telling webhooks
     elif isinstance(key_id, str) and key_id:
-        found = store.revoke_key(key_id=key_id)
+        found = events.revoke_key(store, key_id=key_id)
     else:
         raise ValidationError("key (or id) must be a non-empty string")
     if not found:
@@ -118,6 +100,12 @@ def reset_provider(provider_id: str):
         raise NotFound(f"Unknown provider '{provider_id}'")
     router.reset(provider)
     return jsonify({"success": True, "provider": health_entry(router, provider)})
+
+
+@bp.delete("/cache")
+def clear_cache():
+    """Empty the response cache: every worker's and machine's when it is in Redis."""
+    return jsonify({"success": True, "removed": response_cache.clear()})
 
 
 def health_entry(router: Router, provider: Provider) -> dict:

@@ -19,7 +19,7 @@ from flask.cli import AppGroup
 from routes.admin import health_entry
 from utils.dbops import backup_sqlite, copy_keys
 from utils.errors import GatewayError
-from utils.keys import ID_CHARS, check_name
+from utils.keys import ID_CHARS, check_name, hash_key
 from utils.schema import migrate
 from utils.settings import SettingsError, load_settings
 
@@ -34,6 +34,8 @@ def plainly(command):
     message and exit status 1, not a traceback."""
     @functools.wraps(command)
     def run(*args, **kwargs):
+        # A command sends no webhook itself (it would be cut short as it exits): the server sends what it queued.
+        current_app.extensions["deliverer"].stop()
         try:
             return command(*args, **kwargs)
         except GatewayError as exc:
@@ -51,7 +53,9 @@ def shown(url: str) -> str:
 @plainly
 def create_key(name: str):
     """Create a key named NAME and print it (shown this once; only its hash is kept)."""
-    key = current_app.extensions["keys"].create(check_name(name))
+    name = check_name(name)
+    key = current_app.extensions["keys"].create(name)
+    current_app.extensions["events"].key_created(hash_key(key), name)
     click.echo(key)
     click.echo("Keep it now: it is shown only once.", err=True)
 
@@ -80,7 +84,8 @@ def revoke_key(id_or_key: str):
     """Revoke a key: by the 12-character ID `keys list` shows, or by the key itself."""
     store = current_app.extensions["keys"]
     as_id = len(id_or_key) == ID_CHARS
-    if not (store.revoke_key(key_id=id_or_key) if as_id else store.revoke_key(key=id_or_key)):
+    events = current_app.extensions["events"]  # the store's revoke_key, telling webhooks
+    if not (events.revoke_key(store, key_id=id_or_key) if as_id else events.revoke_key(store, key=id_or_key)):
         raise click.ClickException("API key not found" + ("" if as_id else f" (an id has {ID_CHARS} characters)"))
     click.echo("Revoked.")
 

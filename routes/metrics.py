@@ -2,7 +2,7 @@
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from utils import prometheus
+from utils import prometheus, response_cache
 from utils.auth import require_master
 
 bp = Blueprint("metrics", __name__)
@@ -23,10 +23,12 @@ def metrics():
     snapshot, states = ext["metrics"].snapshot(), ext["router"].status()
     for provider in ext["router"].configured:
         snapshot["services"][provider.name]["health"] = states[provider.id]
+    snapshot["cache"] = response_cache.figures()
     return jsonify(snapshot)
 
 
 @bp.get("/metrics/prometheus")
 def metrics_prometheus():
     ext = current_app.extensions
-    return Response(prometheus.render(ext["metrics"], ext["router"].configured), content_type=CONTENT_TYPE_LATEST)
+    return Response(prometheus.render(ext["metrics"], ext["router"].configured, response_cache.figures()),
+                    content_type=CONTENT_TYPE_LATEST)

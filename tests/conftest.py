@@ -1,6 +1,7 @@
 import pytest
 
 from app import create_app
+from tests.databases import REDIS_URL, fresh_postgres
 from tests.fakeprovider import FakeProviders
 from tests.gateway import Gateway, fake_env
 from utils.router import Router
@@ -66,6 +67,7 @@ def make_app(make_settings):
 
     yield make
     for app in apps:
+        app.extensions["deliverer"].stop()  # the webhook sender, if a test started it
         # Stops the key-usage flusher thread and lets go of the SQLite file before tmp_path is removed.
         app.extensions["keys"].close()
 
@@ -109,3 +111,21 @@ def make_router(clock):
         return Router(tuple(providers), store or LocalStore(), failure_threshold=failure_threshold,
                       failure_cooldown=failure_cooldown, probe_seconds=probe_seconds, clock=clock)
     return make
+
+
+@pytest.fixture
+def redis_db():
+    """This worker's Redis database, empty before and after the test (skip with `needs_redis`)."""
+    import redis
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database for one test, dropped afterwards (skip with `needs_postgres`)."""
+    with fresh_postgres() as url:
+        yield url

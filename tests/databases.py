@@ -1,7 +1,9 @@
-"""The database servers on this machine, for the tests of migrations, commands and backups: whether they
-answer (tests skip with a reason when not), and a fresh PostgreSQL database per test."""
+"""The database servers on this machine: whether they answer (tests skip with a reason when not), a fresh
+PostgreSQL database per test, and a Redis database per pytest-xdist worker, so workers running side by side
+never flush each other's state."""
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from contextlib import contextmanager
@@ -10,7 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
-REDIS_URL = "redis://127.0.0.1:6379/9"
+# "gw0", "gw1"... under pytest-xdist; unset in a plain run. Redis has databases 0-15; 0 is left to people.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+REDIS_URL = f"redis://127.0.0.1:6379/{1 + int(_WORKER[2:]) % 15 if _WORKER else 9}"
 
 
 def postgres_answers() -> bool:
@@ -22,10 +26,10 @@ def postgres_answers() -> bool:
         return False
 
 
-def redis_answers() -> bool:
+def redis_answers(url: str = REDIS_URL) -> bool:
     import redis
     try:
-        return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+        return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
     except redis.exceptions.RedisError:
         return False
 

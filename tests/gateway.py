@@ -22,7 +22,9 @@ SETTINGS = [name for cls in PROVIDER_CLASSES for name in cls.setting_names()] + 
     "RATE_LIMIT_MAX", "RATE_LIMIT_WINDOW_MS", "DATABASE_URL", "REDIS_URL", "CONNECT_TIMEOUT",
     "FIRST_TOKEN_TIMEOUT", "IDLE_TIMEOUT", "MAX_ATTEMPTS", "FAILURE_THRESHOLD", "FAILURE_COOLDOWN",
     "WEB_CONCURRENCY", "REDIS_FAIL_OPEN", "MODEL_CHECK_INTERVAL", "HOST", "BODY_TIMEOUT", "MAX_ANSWER_BYTES",
-    "ANSWER_TIMEOUT", "METRICS_REQUIRE_KEY", "TRUSTED_PROXIES", "USAGE_RETENTION_DAYS"]
+    "ANSWER_TIMEOUT", "METRICS_REQUIRE_KEY", "TRUSTED_PROXIES", "USAGE_RETENTION_DAYS", "CACHE_TTL", "CACHE_MODE",
+    "CACHE_SCOPE", "CACHE_MAX_ENTRIES", "CACHE_MAX_BYTES", "CACHE_MAX_ENTRY_BYTES", "CACHE_HITS_RATE_LIMITED",
+    "WEBHOOK_TIMEOUT", "WEBHOOK_RETRY_DELAY", "SECRET_KEY"]
 MASTER_KEY = "master-test-key"
 
 
@@ -81,7 +83,7 @@ class Gateway:
                 if requests.get(f"{self.url}/health/live", timeout=1).ok:
                     return self
             except (requests.ConnectionError, requests.Timeout):
-                time.sleep(0.05)  # the port is not open yet: nothing to wait on but the clock
+                time.sleep(0.02)  # the port is not open yet: nothing to wait on but the clock
         raise RuntimeError(f"gateway did not start: {self.log()}")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

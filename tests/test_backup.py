@@ -5,8 +5,6 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 
-import pytest
-
 from tests.conftest import MASTER
 from tests.databases import fresh_postgres, needs_pg_tools, needs_postgres
 from utils.keys import KeyStore, hash_key
@@ -59,12 +57,6 @@ def test_a_backup_never_overwrites_a_file(make_app, tmp_path):
     result = app.test_cli_runner().invoke(args=["db", "backup", str(tmp_path / "taken.db")])
     assert (result.exit_code, result.stderr) == (1, f"Error: {tmp_path / 'taken.db'} exists; choose a new file\n")
     assert (tmp_path / "taken.db").read_text() == "something else"
-
-
-@pytest.fixture
-def postgres_url():
-    with fresh_postgres() as url:
-        yield url
 
 
 @needs_postgres

@@ -2,9 +2,9 @@
 one Redis (and one key database), and the concurrency cap while streams run."""
 import threading
 
+from tests.databases import needs_redis
 from tests.fakeprovider import Reply
 from tests.gateway import MASTER_KEY
-from tests.test_scaleout import needs_redis, redis_db  # noqa: F401  (redis_db is a fixture)
 
 
 def create_key(gateway, **fields):
@@ -14,7 +14,7 @@ def create_key(gateway, **fields):
 
 
 @needs_redis
-def test_a_three_a_day_key_is_refused_the_fourth_time_across_two_instances(start_gateway, redis_db):  # noqa: F811
+def test_a_three_a_day_key_is_refused_the_fourth_time_across_two_instances(start_gateway, redis_db):
     settings = {"REDIS_URL": redis_db, "RATE_LIMIT_MAX": 100}
     a, b = start_gateway(name="a", **settings), start_gateway(name="b", **settings)
     key = create_key(a, limits={"requestsPerDay": 3})

@@ -14,14 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     ("data, transport and parsing helpers", {"utils.chat", "utils.env", "utils.errors", "utils.clock", "utils.sse", "utils.quota",
                                              "utils.upstream", "utils.wire", "utils.logs", "utils.disconnect",
-                                             "utils.state", "utils.counters"}),
+                                             "utils.state", "utils.counters", "utils.cache", "utils.cache_entry",
+                                             "utils.secretfile", "utils.events"}),
     ("providers", {"providers"}),
     ("settings and bookkeeping", {"utils.settings", "utils.schema", "utils.migrations", "utils.keys", "utils.dbops",
                                   "utils.metrics", "utils.prometheus", "utils.tables", "utils.keyfields",
-                                  "utils.usage"}),
+                                  "utils.usage", "utils.webhooks", "utils.webhook_delivery", "utils.notifier"}),
     ("router and relay", {"utils.circuits", "utils.router", "utils.relay", "utils.model_watch"}),
     ("request orchestration", {"utils.auth", "utils.limits", "utils.validation", "utils.openai_request",
-                               "utils.requestlog", "utils.dispatch", "utils.budgets"}),
+                               "utils.requestlog", "utils.dispatch", "utils.budgets", "utils.response_cache",
+                               "utils.panel_auth"}),
     ("views", {"routes", "routes.commands"}),  # the operator commands are an interface like the views
     ("the factory", {"app"}),
 )

@@ -173,15 +173,6 @@ def test_the_command_refuses_an_unknown_provider_naming_the_valid_ones(app):
     assert "unknown provider; one of groq, cerebras, openrouter, gemini, huggingface" in result.stderr
 
 
-@pytest.fixture
-def redis_db():
-    import redis
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-
-
 @needs_redis
 def test_the_command_brings_the_provider_back_in_the_running_gateway(make_app, fake, redis_db):
     gateway = make_app(providers=("groq", "gemini"), model_check_interval=0, redis_url=redis_db)

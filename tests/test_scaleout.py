@@ -3,59 +3,14 @@ keys. Run against the servers on this machine; skipped with a reason where they 
 import signal
 import subprocess
 import threading
-import uuid
 
 import pytest
 import requests
 import sqlalchemy as sa
 
+from tests.databases import POSTGRES, needs_postgres, needs_redis, redis_answers
 from tests.gateway import free_port, wait_until
 from utils.schema import migrate
-
-REDIS_URL = "redis://127.0.0.1:6379/7"
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def redis_answers(url=REDIS_URL) -> bool:
-    import redis
-    try:
-        return redis.Redis.from_url(url, socket_connect_timeout=1).ping()
-    except redis.exceptions.RedisError:
-        return False
-
-
-def postgres_answers() -> bool:
-    try:
-        with sa.create_engine(POSTGRES_ADMIN, connect_args={"connect_timeout": 2}).connect():
-            return True
-    except sa.exc.OperationalError:
-        return False
-
-
-needs_redis = pytest.mark.skipif(not redis_answers(), reason="Redis is not answering on 127.0.0.1:6379")
-needs_postgres = pytest.mark.skipif(not postgres_answers(), reason="PostgreSQL is not answering on 127.0.0.1:5432")
-
-
-@pytest.fixture
-def redis_db():
-    import redis
-    client = redis.Redis.from_url(REDIS_URL)
-    client.flushdb()
-    yield REDIS_URL
-    client.flushdb()
-
-
-@pytest.fixture
-def postgres_url():
-    """A fresh database for one test, dropped afterwards."""
-    name = f"gateway_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as db:
-        db.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with admin.connect() as db:
-        db.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -183,7 +138,8 @@ def test_the_schema_step_runs_twice_and_concurrently(postgres_url):
 def test_postgres_going_away_gives_a_clear_503(start_gateway, postgres_url):
     gateway = start_gateway(DATABASE_URL=postgres_url)
     key = gateway.admin("POST", json={"name": "k"}).json()["apiKey"]
-    admin = sa.create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(f"{POSTGRES}/test".replace("postgresql://", "postgresql+psycopg://"),
+                          isolation_level="AUTOCOMMIT")
     name = postgres_url.rsplit("/", 1)[1]
     with admin.connect() as db:  # the database vanishes under the running gateway
         db.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -52,8 +52,12 @@ def fuzz_settings(max_examples: int) -> settings:
 @pytest.fixture(scope="module")
 def gateway(fake_server, tmp_path_factory):
     """One gateway for the whole module: starting gunicorn for each operation would cost more than fuzzing it."""
-    # Limits off, or most answers would be 429s.
-    gateway = Gateway({**fake_env(fake_server), "RATE_LIMIT_ENABLED": "false"}, tmp_path_factory.mktemp("fuzz")).start()
+    # Limits off, or most answers would be 429s. The webhooks the fuzzer registers point anywhere: their deliveries
+    # go through a "proxy" on a closed local port, so none reaches the internet (the fake is reached directly).
+    offline = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1"}
+    # The response cache is on, so its headers and hits (X-Attempts: 0) are checked against the document too.
+    gateway = Gateway({**fake_env(fake_server), "RATE_LIMIT_ENABLED": "false", "CACHE_TTL": "60", **offline},
+                      tmp_path_factory.mktemp("fuzz")).start()
     yield gateway
     gateway.kill()
 

@@ -190,7 +190,7 @@ def test_a_url_with_a_malformed_port_stops_start_up(name, value):
 
 # --- `.env.example` in step with what load_settings reads ---
 
-ENV_READERS = ("str", "int", "bool", "float", "url", "list", "database_url", "origins")
+ENV_READERS = ("str", "int", "bool", "float", "url", "list", "database_url", "origins", "choice")
 
 
 def names_read_by_load_settings() -> set[str]:

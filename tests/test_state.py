@@ -9,18 +9,9 @@ import uuid
 import pytest
 import redis
 
+from tests.databases import REDIS_URL, redis_answers
 from utils.errors import StateUnavailable
 from utils.state import LocalStore, RedisStore
-
-# A database no other test uses, and a key prefix per test, so runs side by side cannot meet.
-REDIS_URL = "redis://127.0.0.1:6379/13"
-
-
-def redis_answers() -> bool:
-    try:
-        return redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
-    except redis.exceptions.RedisError:
-        return False
 
 
 @pytest.fixture(params=["LocalStore", "RedisStore"])
@@ -90,6 +81,38 @@ def test_set_cursor_decides_where_the_next_advance_starts(store):
     assert store.advance("ring", [0, 1, 2], 3) == 2
 
 
+def test_add_many_adds_to_several_hashes_in_one_step(store):
+    store.add_many([("a", {"requests": 1}, None, None), ("b", {"requests": 2}, {"who": "x"}, 60)])
+    store.add_many([("a", {"requests": 1}, None, None)])
+    assert store.read(["a", "b"]) == [{"requests": "2"}, {"requests": "2", "who": "x"}]
+
+
+def test_a_pushed_list_keeps_its_newest_items_first_up_to_its_limit(store):
+    for item in "abcde":
+        store.push("list", item, 3)
+    assert store.recent("list") == ["e", "d", "c"]
+    assert store.recent("never") == []
+
+
+def test_a_local_hash_written_with_a_ttl_is_gone_once_it_expires(monkeypatch):
+    store, now = LocalStore(), [1000.0]
+    monkeypatch.setattr("utils.state.time.monotonic", lambda: now[0])
+    store.add_many([("minute:1", {"requests": 1}, None, 60), ("kept", {"requests": 1}, None, None)])
+    now[0] += 61
+    store.add_many([("minute:2", {"requests": 1}, None, 60)])
+    assert store.read(["minute:1", "minute:2", "kept"]) == [{}, {"requests": "1"}, {"requests": "1"}]
+
+
+def test_a_redis_hash_written_with_a_ttl_expires_there():
+    if not redis_answers():
+        pytest.skip("Redis is not answering on 127.0.0.1:6379")
+    prefix = f"test-state:{uuid.uuid4().hex}:"
+    RedisStore(REDIS_URL, fail_open=False, prefix=prefix).add_many([("minute", {"requests": 1}, None, 60)])
+    client = redis.Redis.from_url(REDIS_URL)
+    assert 0 < client.ttl(f"{prefix}minute") <= 60
+    client.delete(f"{prefix}minute")
+
+
 def test_a_store_that_answers_says_so(store):
     assert store.ping() is True
 
@@ -120,7 +143,10 @@ def test_with_fail_open_an_unreachable_redis_gives_way_to_per_process_state(unre
     lambda store: store.read(["h"]),
     lambda store: store.advance("ring", [0, 1], 2),
     lambda store: store.set_cursor("ring", 0),
-], ids=["add", "put", "read", "advance", "set_cursor"])
+    lambda store: store.add_many([("h", {"requests": 1}, None, 60)]),
+    lambda store: store.push("list", "item", 10),
+    lambda store: store.recent("list"),
+], ids=["add", "put", "read", "advance", "set_cursor", "add_many", "push", "recent"])
 def test_without_fail_open_an_unreachable_redis_is_a_503(unreachable_redis, operation):
     with pytest.raises(StateUnavailable):
         operation(RedisStore(unreachable_redis, fail_open=False))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import Request
 
 from utils.errors import AuthRequired, InvalidKey
+from utils.events import Events
 from utils.keyfields import Policy
 from utils.keys import KeyStore, hash_key
 from utils.settings import Settings
@@ -39,7 +40,7 @@ def same(a: str | None, b: str) -> bool:
     return a is not None and hmac.compare_digest(a.encode(), b.encode())
 
 
-def authenticate(request: Request, settings: Settings, store: KeyStore) -> Caller:
+def authenticate(request: Request, settings: Settings, store: KeyStore, events: Events | None = None) -> Caller:
     key = presented_key(request)
     if not settings.require_auth:
         return Caller(id=f"ip:{request.remote_addr}", kind="anonymous")
@@ -56,6 +57,7 @@ def authenticate(request: Request, settings: Settings, store: KeyStore) -> Calle
     if policy is None or not policy.enabled:
         raise InvalidKey()
     if policy.expired(time.time()):
+        (events or Events()).key_expired(digest, policy.expires_at)
         raise KeyExpired()
     return Caller(caller_id, "key", key_hash=digest, policy=policy)
 

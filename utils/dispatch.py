@@ -11,7 +11,7 @@ from flask import current_app, g, request
 
 from utils.auth import authenticate
 from providers.base import Provider
-from utils import budgets
+from utils import budgets, response_cache
 from utils.chat import ChatRequest, Chunk
 from utils.errors import GatewayError, NotFound, ValidationError
 from utils.relay import Answer
@@ -28,7 +28,7 @@ def authenticate_caller() -> None:
     if request.method == "OPTIONS":  # a browser's CORS preflight carries no key and must get a 2xx
         return
     ext = current_app.extensions
-    g.caller = authenticate(request, ext["settings"], ext["keys"])
+    g.caller = authenticate(request, ext["settings"], ext["keys"], ext["events"])
 
 
 def named_provider(body: dict) -> tuple[str | None, bool]:
@@ -43,7 +43,11 @@ def named_provider(body: dict) -> tuple[str | None, bool]:
 def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool = False,
                 visible: Callable[[Chunk], bool]) -> Answer:
     """Plan the providers (the one named, else round-robin) and get the first visible chunk of an answer,
-    failing over while nothing has been sent."""
+    failing over while nothing has been sent. A cacheable request may be answered from the cache instead."""
+    found = consult_cache(chat_request, named, fallback, visible)
+    if found is not None and found.hit is not None:
+        g.answer = found.hit
+        return g.answer
     providers = plan(chat_request, named, fallback)
     release = admit(chat_request.estimated_tokens)
     try:
@@ -54,6 +58,7 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
         release()
         raise
     g.answer.on_end = partial(ended, release, g.caller.policy, current_app.extensions["store"])
+    g.answer = response_cache.recording(g.answer, found)
     return g.answer
 
 
@@ -61,6 +66,10 @@ def whole_answer(chat_request: ChatRequest, named: str | None, *,
                  visible: Callable[[Chunk], bool]) -> tuple[Answer, list[Chunk]]:
     """All of an answer, for a client that waits for the whole of it: a provider failing partway still
     fails over, since nothing has reached the client."""
+    found = consult_cache(chat_request, named, False, visible)
+    if found is not None and found.hit is not None:
+        g.answer = found.hit
+        return g.answer, list(found.hit)
     providers = plan(chat_request, named, fallback=False)
     release = admit(chat_request.estimated_tokens)
     try:
@@ -70,8 +79,17 @@ def whole_answer(chat_request: ChatRequest, named: str | None, *,
     finally:
         release()
     ended(lambda: None, g.caller.policy, current_app.extensions["store"], answer.usage)
+    response_cache.keep_whole(found, answer, chunks)
     g.answer = answer
     return answer, chunks
+
+
+def consult_cache(chat_request: ChatRequest, named: str | None, fallback: bool, visible: Callable[[Chunk], bool]):
+    """The request's cache lookup (utils/response_cache.py); a hit is served only from a provider the key may
+    still use, as planning would have checked."""
+    policy = g.caller.policy
+    return response_cache.consult(chat_request, named, fallback, visible=visible, allowed=lambda provider: (
+        policy is None or out_of_scope(policy, provider, chat_request.model) is None))
 
 
 def admit(estimated_tokens: int) -> Callable[[], None]:
@@ -83,7 +101,11 @@ def admit(estimated_tokens: int) -> Callable[[], None]:
     settings = ext["settings"]
     # A slot outlives no answer: only a worker killed mid-answer leaves one, and then it stops counting.
     hold = settings.connect_timeout + settings.first_token_timeout + settings.answer_timeout
-    return budgets.admit(policy, ext["store"], ext["keys"], estimated_tokens, hold)
+    try:
+        return budgets.admit(policy, ext["store"], ext["keys"], estimated_tokens, hold)
+    except budgets.BudgetExhausted as spent:
+        ext["events"].budget_exhausted(policy.key_hash, spent.message, spent.reset_at)
+        raise
 
 
 def ended(release: Callable[[], None], policy, store, usage) -> None:

@@ -45,6 +45,12 @@ class Env:
             return False
         raise SettingsError(f"{name} must be true or false, got {value!r}")
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.str(name) or default).lower()
+        if value not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
     def int(self, name: str, default: int, low: int = 0, high: int | None = None) -> int:
         value = self.str(name)
         if value is None:

@@ -1,6 +1,6 @@
 """A key's policy as the admin API writes and shows it: `note`, `enabled`, `expiresAt`, `allowedProviders`,
-`allowedModels` and `limits`. `parse` checks a request body's fields (each wrong one is a 400 naming it) and
-gives the columns to store; `public` gives them back from a stored row. Null clears a field."""
+`allowedModels`, `limits` and `cache`. `parse` checks a request body's fields (each wrong one is a 400 naming
+it) and gives the columns to store; `public` gives them back from a stored row. Null clears a field."""
 from __future__ import annotations
 
 import json
@@ -13,7 +13,7 @@ from utils.errors import ValidationError
 MAX_NOTE = 2000
 MAX_ITEMS = 100
 LIMIT_FIELDS = ("requestsPerDay", "tokensPerDay", "tokensPerMonth", "maxConcurrent")
-FIELDS = ("note", "enabled", "expiresAt", "allowedProviders", "allowedModels", "limits")
+FIELDS = ("note", "enabled", "expiresAt", "allowedProviders", "allowedModels", "limits", "cache")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,9 @@ class Policy:
     allowed_providers: frozenset[str] | None = None
     allowed_models: frozenset[str] | None = None
     limits: dict = field(default_factory=dict)
+    # The response cache for this key's requests: True always (when CACHE_TTL is set), False never, None as
+    # CACHE_MODE says.
+    cache: bool | None = None
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -34,7 +37,8 @@ def policy_of(row) -> Policy:
     providers, models = _loads(row["allowed_providers"]), _loads(row["allowed_models"])
     return Policy(row["key_hash"], bool(row["enabled"]), row["expires_at"],
                   frozenset(providers) if providers is not None else None,
-                  frozenset(models) if models is not None else None, _loads(row["limits"]) or {})
+                  frozenset(models) if models is not None else None, _loads(row["limits"]) or {},
+                  None if row["cache"] is None else bool(row["cache"]))
 
 
 def public(row, now: float) -> dict:
@@ -45,6 +49,7 @@ def public(row, now: float) -> dict:
         "allowedProviders": _loads(row["allowed_providers"]),
         "allowedModels": _loads(row["allowed_models"]),
         "limits": _loads(row["limits"]),
+        "cache": None if row["cache"] is None else bool(row["cache"]),
     }
 
 
@@ -65,6 +70,10 @@ def parse(body: dict, provider_ids: set[str]) -> dict:
         values["allowed_models"] = _list(body["allowedModels"], "allowedModels", provider_ids, models=True)
     if "limits" in body:
         values["limits"] = _limits(body["limits"])
+    if "cache" in body:
+        if body["cache"] is not None and not isinstance(body["cache"], bool):
+            raise ValidationError("cache must be true, false or null", param="cache")
+        values["cache"] = body["cache"]
     return values
 
 

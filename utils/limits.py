@@ -80,6 +80,18 @@ def _admitted(view):
     return admitted
 
 
+def give_back() -> None:
+    """Return the request this one drew from the chat limit (a cache hit, when CACHE_HITS_RATE_LIMITED is
+    false). The limit was checked on the way in, before anyone knew it would be a hit: a caller over it is
+    still refused."""
+    current = current_limit()
+    if current is None:
+        return
+    current_app.extensions[EXTENSION].limiter.hit(current.limit, *current.request_args, cost=-1)
+    amount, remaining, reset_at = g.get("rate_limit") or (current.limit.amount, current.remaining, current.reset_at)
+    g.rate_limit = (amount, remaining + 1, reset_at)
+
+
 def add_rate_limit_headers(response: Response) -> Response:
     current = current_limit()
     if current is None:

@@ -37,8 +37,9 @@ KEY_COUNTERS = (
 
 
 class GatewayCollector:
-    def __init__(self, metrics: Metrics, providers: tuple[Provider, ...]):
+    def __init__(self, metrics: Metrics, providers: tuple[Provider, ...], cache: dict | None = None):
         self.metrics = metrics
+        self.cache = cache  # the response cache's figures (utils/response_cache.py `figures`)
         # /metrics keys its figures by display name; the labels are the id and model of that provider.
         self.labels = {p.name: [p.id, p.model] for p in providers}
 
@@ -63,6 +64,8 @@ class GatewayCollector:
                               "durationMs", "requests", services)
         yield self._histogram("gateway_time_to_first_token_seconds", "Time to a provider's first chunk", "ttft",
                               "ttftMs", "ttftCount", services)
+        if self.cache is not None:
+            yield from cache_families(self.cache)
         uptime = GaugeMetricFamily("gateway_uptime_seconds", "Seconds since this process started")
         uptime.add_metric([], self.metrics.uptime())
         yield uptime
@@ -79,7 +82,23 @@ class GatewayCollector:
         return family
 
 
-def render(metrics: Metrics, providers: tuple[Provider, ...]) -> bytes:
+# The response cache's figures: (metric name, help, kind, field of utils/response_cache.py `figures`).
+CACHE_FIGURES = (
+    ("gateway_cache_hits", "Cacheable requests answered from the response cache", CounterMetricFamily, "hits"),
+    ("gateway_cache_misses", "Cacheable requests a provider answered", CounterMetricFamily, "misses"),
+    ("gateway_cache_entries", "Answers held in the response cache", GaugeMetricFamily, "entries"),
+    ("gateway_cache_bytes", "Bytes of the answers held in the response cache", GaugeMetricFamily, "bytes"),
+)
+
+
+def cache_families(cache: dict):
+    for name, help_text, kind, field in CACHE_FIGURES:
+        family = kind(name, help_text)
+        family.add_metric([], float(cache[field]))
+        yield family
+
+
+def render(metrics: Metrics, providers: tuple[Provider, ...], cache: dict | None = None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(metrics, providers))
+    registry.register(GatewayCollector(metrics, providers, cache))
     return generate_latest(registry)

@@ -6,7 +6,7 @@ Cool-downs: a 429 rests the provider until the time it named (Retry-After, Retry
 `failure_cooldown`; `failure_threshold` failures in a row open the circuit for a back-off that doubles
 on each opening, after which one probe request is let through (others skip the provider meanwhile); a
 model the provider says does not exist takes it out until restart, since no retry can fix the
-configuration (or until an operator's `reset`, which also lifts any other rest).
+configuration (or until an operator's `reset`, which also lifts any other rest). Changes go to `events` (webhooks).
 
 Key pools (`GROQ_API_KEY=k1,k2`): each key has its own circuit and quota (`circuit:groq#2`), used in turn; a
 key refused (401/403/402) is out alone until reset; the provider rests when all its keys do. Its model gone
@@ -23,6 +23,7 @@ from providers.base import Provider
 from utils.circuits import Circuit, QuotaState, key_label, pool_state, slots
 from utils.clock import iso
 from utils.errors import NoProviders, ProviderError, ValidationError
+from utils.events import Events
 from utils.quota import Quota
 from utils.state import LocalStore, RedisStore
 
@@ -34,7 +35,7 @@ ROTATION = "rotation"
 
 class Router:
     def __init__(self, providers: tuple[Provider, ...], store: LocalStore | RedisStore, *, failure_threshold: int,
-                 failure_cooldown: float, probe_seconds: float, clock=time.time):
+                 failure_cooldown: float, probe_seconds: float, clock=time.time, events: Events | None = None):
         self.providers = providers
         self.configured = tuple(p for p in providers if p.configured)
         self.store = store
@@ -42,6 +43,7 @@ class Router:
         self.cooldown = failure_cooldown
         self.probe_seconds = probe_seconds
         self.clock = clock
+        self.events = events or Events()
         # Circuits as last read by this process: lets a success skip a write when all was well.
         self._seen: dict[str, Circuit] = {}
         self._quotas: dict[str, QuotaState] = {}
@@ -135,16 +137,14 @@ class Router:
             self._write(slot, Circuit())
 
     def failed(self, provider: Provider, error: ProviderError, key: int = 1) -> None:
-        quota = error.quota
-        self.observe(provider, quota, key)
+        self.observe(provider, quota := error.quota, key)
         # The request was at fault, or asked for what this provider's model lacks: its health is unchanged.
         if not error.retryable or error.kind == "unsupported":
             return self.released(provider, key)
         names = slots(provider)
         slot = names[key - 1]
         self._probing.discard(slot)
-        circuit = self._read()[slot]
-        now = self.clock()
+        circuit, now = self._read()[slot], self.clock()
         circuit.reason, circuit.detail = error.kind, ""
         if error.model_gone:
             return self._model_gone(provider, self._seen[provider.id])
@@ -172,9 +172,7 @@ class Router:
 
     def observe(self, provider: Provider, quota: Quota | None, key: int = 1) -> None:
         """Keep what an answer said about a key's quota, so the next requests can steer around it."""
-        if quota is None:
-            return
-        state = QuotaState.from_quota(quota)
+        state = QuotaState.from_quota(quota) if quota else QuotaState()
         if state.remaining_requests is None and state.remaining_tokens is None:
             return
         now, slot = self.clock(), slots(provider)[key - 1]
@@ -183,6 +181,7 @@ class Router:
         self.store.put(f"quota:{slot}", state.fields())
         until = state.exhausted_until(now, 0)
         if until > now >= was:
+            self.events.quota_exhausted(slot, until, "")
             log.warning("provider quota exhausted", extra={"service": provider.name, "until": iso(until),
                                                            **key_label(provider, key)})
 
@@ -248,3 +247,4 @@ class Router:
     def _write(self, slot: str, circuit: Circuit) -> None:
         self._seen[slot] = circuit
         self.store.put(f"circuit:{slot}", {k: str(v) for k, v in asdict(circuit).items()})
+        self.events.circuit(slot, circuit)

@@ -68,6 +68,21 @@ class Settings:
     trusted_proxies: int = 0
     # gunicorn reads WEB_CONCURRENCY itself; read here too so a wrong value is named before it starts.
     workers: int = 1
+    # Seconds one webhook delivery attempt may take, and before the first retry (doubling up to an hour, for a day).
+    webhook_timeout: float = 5.0
+    webhook_retry_delay: float = 10.0
+    # The response cache (utils/response_cache.py): seconds an answer is kept (0 = off), which requests may
+    # use it (safe | opt-in | all), per key or shared by all, its bounds (entries, bytes, one entry's bytes;
+    # in process and in Redis), and whether a hit counts against the rate limit.
+    cache_ttl: int = 0
+    cache_mode: str = "safe"
+    cache_scope: str = "key"
+    cache_max_entries: int = 1000
+    cache_max_bytes: int = 64 * 1024 * 1024
+    cache_max_entry_bytes: int = 1024 * 1024
+    cache_hits_rate_limited: bool = True
+    # Signs the admin panel's session cookie; unset: one is made on first start and kept in a file (routes/panel.py).
+    secret_key: str | None = None
 
     @property
     def rate_limit(self) -> str:
@@ -136,7 +151,24 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         metrics_require_key=env.bool("METRICS_REQUIRE_KEY", False),
         trusted_proxies=env.int("TRUSTED_PROXIES", 0, low=0),
         workers=env.int("WEB_CONCURRENCY", 1, low=1),
+        webhook_timeout=env.float("WEBHOOK_TIMEOUT", 5.0),
+        webhook_retry_delay=env.float("WEBHOOK_RETRY_DELAY", 10.0),
+        cache_ttl=env.int("CACHE_TTL", 0, low=0, high=365 * 86400),
+        cache_mode=env.choice("CACHE_MODE", "safe", ("safe", "opt-in", "all")),
+        cache_scope=env.choice("CACHE_SCOPE", "key", ("key", "global")),
+        cache_max_entries=env.int("CACHE_MAX_ENTRIES", 1000, low=1),
+        cache_max_bytes=env.int("CACHE_MAX_BYTES", 64 * 1024 * 1024, low=1024),
+        cache_max_entry_bytes=env.int("CACHE_MAX_ENTRY_BYTES", 1024 * 1024, low=1024),
+        cache_hits_rate_limited=env.bool("CACHE_HITS_RATE_LIMITED", True),
+        secret_key=_secret_key(env.str("SECRET_KEY")),
     )
+
+
+def _secret_key(value: str | None) -> str | None:
+    if value is not None and len(value) < 32:  # the value itself is never echoed: it is a secret
+        raise SettingsError("SECRET_KEY must be at least 32 characters (make one: python -c 'import secrets; "
+                            "print(secrets.token_hex(32))'), or empty to have one made and kept")
+    return value
 
 
 def check() -> None:

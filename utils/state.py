@@ -1,6 +1,7 @@
 """Where the gateway's shared figures live: the round-robin cursor, provider circuits and metrics.
 
-Two stores with the same few primitives over named hashes of numbers and strings:
+Two stores with the same few primitives over named hashes of numbers and strings (and bounded lists:
+the admin panel's recent requests):
 - `LocalStore`, per process (the embedded default: one worker, exact);
 - `RedisStore`, shared by every worker and machine (REDIS_URL). When Redis is unreachable it raises
   `StateUnavailable` (a 503), or with `fail_open` serves from a per-process `LocalStore` until Redis
@@ -9,7 +10,8 @@ Two stores with the same few primitives over named hashes of numbers and strings
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+import time
+from collections import defaultdict, deque
 
 from utils.errors import StateUnavailable
 
@@ -25,6 +27,8 @@ class LocalStore:
     def __init__(self):
         self._hashes: dict[str, dict[str, float | str]] = defaultdict(dict)
         self._cursors: dict[str, int] = {}
+        self._expires: dict[str, float] = {}
+        self._lists: dict[str, deque[str]] = {}
 
     def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None) -> None:
         """Add `amounts` to the hash's fields and set `values`, in one step."""
@@ -33,8 +37,30 @@ class LocalStore:
             fields[name] = fields.get(name, 0) + amount
         fields.update(values or {})
 
+    def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]]) -> None:
+        """Several `add`s (key, amounts, values, ttl) in one step; a hash with a `ttl` (seconds) expires."""
+        now = time.monotonic()
+        for key, amounts, values, ttl in entries:
+            self.add(key, amounts, values)
+            if ttl:
+                self._expires[key] = now + ttl
+        for key in [key for key, until in self._expires.items() if until < now]:
+            self._hashes.pop(key, None)
+            del self._expires[key]
+
     def put(self, key: str, values: dict[str, str | float]) -> None:
         self._hashes[key] = dict(values)
+
+    def push(self, key: str, item: str, limit: int) -> None:
+        """Put `item` at the head of list `key`, which keeps its newest `limit` items."""
+        items = self._lists.get(key)
+        if items is None or items.maxlen != limit:
+            items = self._lists[key] = deque(items or (), maxlen=limit)
+        items.appendleft(item)
+
+    def recent(self, key: str) -> list[str]:
+        """The items of list `key`, newest first."""
+        return list(self._lists.get(key, ()))
 
     def read(self, keys: list[str]) -> list[dict[str, str]]:
         return [{k: str(v) for k, v in self._hashes.get(key, {}).items()} for key in keys]
@@ -84,19 +110,25 @@ class RedisStore:
         self._down = False
 
     def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None) -> None:
+        self.add_many([(key, amounts, values, None)])
+
+    def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]]) -> None:
         def run():
             pipe = self._redis.pipeline(transaction=False)
-            for name, amount in amounts.items():
-                # The type, not the value, picks the command: a float field once written with
-                # HINCRBYFLOAT no longer accepts HINCRBY, even for a whole number.
-                if isinstance(amount, int):
-                    pipe.hincrby(self._prefix + key, name, amount)
-                else:
-                    pipe.hincrbyfloat(self._prefix + key, name, amount)
-            if values:
-                pipe.hset(self._prefix + key, mapping=values)
+            for key, amounts, values, ttl in entries:
+                for name, amount in amounts.items():
+                    # The type, not the value, picks the command: a float field once written with
+                    # HINCRBYFLOAT no longer accepts HINCRBY, even for a whole number.
+                    if isinstance(amount, int):
+                        pipe.hincrby(self._prefix + key, name, amount)
+                    else:
+                        pipe.hincrbyfloat(self._prefix + key, name, amount)
+                if values:
+                    pipe.hset(self._prefix + key, mapping=values)
+                if ttl:
+                    pipe.expire(self._prefix + key, ttl)
             pipe.execute()
-        self._call(run, lambda: self._fallback.add(key, amounts, values))
+        self._call(run, lambda: self._fallback.add_many(entries))
 
     def put(self, key: str, values: dict[str, str | float]) -> None:
         def run():
@@ -105,6 +137,17 @@ class RedisStore:
             pipe.hset(self._prefix + key, mapping=values)
             pipe.execute()
         self._call(run, lambda: self._fallback.put(key, values))
+
+    def push(self, key: str, item: str, limit: int) -> None:
+        def run():
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.lpush(self._prefix + key, item)
+            pipe.ltrim(self._prefix + key, 0, limit - 1)
+            pipe.execute()
+        self._call(run, lambda: self._fallback.push(key, item, limit))
+
+    def recent(self, key: str) -> list[str]:
+        return self._call(lambda: self._redis.lrange(self._prefix + key, 0, -1), lambda: self._fallback.recent(key))
 
     def read(self, keys: list[str]) -> list[dict[str, str]]:
         def run():

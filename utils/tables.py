@@ -25,6 +25,8 @@ api_keys = sa.Table(
     sa.Column("allowed_providers", sa.Text),
     sa.Column("allowed_models", sa.Text),
     sa.Column("limits", sa.Text),
+    # The key's response cache setting (revision 0004): NULL follows CACHE_MODE.
+    sa.Column("cache", sa.Boolean),
 )
 # Requests, tokens and errors per key, provider and UTC day: the durable record of usage (revision 0002).
 key_usage_daily = sa.Table(
@@ -37,6 +39,41 @@ key_usage_daily = sa.Table(
     sa.Column("completion_tokens", sa.BigInteger, nullable=False),
     sa.Column("errors", sa.BigInteger, nullable=False),
     sa.Index("ix_key_usage_daily_key_day", "key_hash", "day"),
+)
+# Webhooks (revision 0003): receivers, the outbox of their deliveries, and each attempt's outcome.
+webhooks = sa.Table(
+    "webhooks", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("secret", sa.String(128), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+webhook_deliveries = sa.Table(
+    "webhook_deliveries", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("webhook_id", sa.String(32), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt", sa.Float, nullable=False),
+    sa.Column("locked_until", sa.Float, nullable=False),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt"),
+    sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "created_at"),
+)
+webhook_attempts = sa.Table(
+    "webhook_attempts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(40), nullable=False),
+    sa.Column("webhook_id", sa.String(32), nullable=False),
+    sa.Column("attempted_at", sa.Float, nullable=False),
+    sa.Column("status_code", sa.Integer),
+    sa.Column("error", sa.String(200)),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+    sa.Index("ix_webhook_attempts_webhook", "webhook_id", "id"),
+    sa.Index("ix_webhook_attempts_delivery", "delivery_id"),
 )
 
 

@@ -3,13 +3,15 @@ the request path and added to `key_usage_daily` by the key store's flusher (util
 request. Also the queries /admin/usage and the key list read, and the retention that bounds the table."""
 from __future__ import annotations
 
+import csv
+import io
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from utils.errors import ValidationError
+from utils.errors import NotFound, ValidationError
 from utils.tables import api_keys, key_usage_daily
 
 ID_CHARS = 12
@@ -88,6 +90,39 @@ def report(db: sa.Connection, start: str, end: str, key_hash: str | None, provid
     return [{"date": day, "keyId": kh[:ID_CHARS], "keyName": names.get(kh), "provider": prov,
              "requests": u.requests, "promptTokens": u.prompt_tokens, "completionTokens": u.completion_tokens,
              "errors": u.errors} for (day, kh, prov), u in sorted(merged.items())]
+
+
+COLUMNS = ("date", "keyId", "keyName", "provider", "requests", "promptTokens", "completionTokens", "errors")
+
+
+def query(store, args) -> tuple[str, str, list[dict]]:
+    """The first and last day asked for and the rows: `from` to `to` (inclusive, UTC days; the last 30 by
+    default), of one key (`key`, its listed id) and one provider (`provider`) when named. What /admin/usage
+    and the admin panel's usage page both answer; `store` is the KeyStore, `args` the query string."""
+    first, last = default_range(time.time())
+    start = parse_day(args.get("from"), "from", first)
+    end = parse_day(args.get("to"), "to", last)
+    if start > end:
+        raise ValidationError("from must not be after to", param="from")
+    key_hash = None
+    if args.get("key"):
+        key_hash = store.find(args["key"])
+        if key_hash is None:
+            raise NotFound("API key not found")
+    return start, end, store.usage_report(start, end, key_hash, (args.get("provider") or "").strip().lower() or None)
+
+
+def to_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows({**row, "keyName": _cell(row["keyName"])} for row in rows)
+    return out.getvalue()
+
+
+def _cell(text: str | None) -> str | None:
+    """A name as a CSV cell a spreadsheet will not run as a formula."""
+    return "'" + text if text and text[0] in "=+-@\t\r" else text
 
 
 def parse_day(value: str | None, name: str, default: date) -> str:

@@ -118,7 +118,10 @@ def parse_message(index: int, message) -> Message:
 
 
 def parse_chat_request(body: dict) -> ChatRequest:
-    return ChatRequest(messages=parse_messages(body.get("messages")))
+    """/chat's messages, and the two options that make an answer repeatable (and so cacheable by default)."""
+    options = {"temperature": number_between(body, "temperature", 0, 2), "seed": integer(body, "seed", "an integer")}
+    return ChatRequest(messages=parse_messages(body.get("messages")),
+                       options={name: value for name, value in options.items() if value is not None})
 
 
 def optional(body: dict, name: str, kind: type | tuple[type, ...], described: str, *, param: str | None = None):

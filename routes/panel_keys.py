@@ -1,0 +1,85 @@
+"""The admin panel's Keys page: the list (masked) with each key's use against its budgets, creating a key
+(shown once), editing its policy, enabling and disabling it, revoking it after a confirmation. Every change
+goes through the admin API's own functions (routes/admin.py), so the page and the API never disagree."""
+from __future__ import annotations
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+
+from routes.admin import change_key, new_key
+from routes.panel_base import blueprint
+from routes.panel_forms import LIMIT_LABELS, explained, form_values, policy_from_form, posted_values
+from utils.errors import NotFound, ValidationError
+
+bp = blueprint("panel_keys", __name__)
+
+
+def listed(key_id: str) -> dict:
+    found = next((k for k in current_app.extensions["keys"].list() if k["id"] == key_id), None)
+    if found is None:
+        raise NotFound("API key not found (it may have been revoked)")
+    return found
+
+
+def keys_page(status: int = 200, **shown):
+    keys = current_app.extensions["keys"].list()
+    return render_template("admin/keys.html", keys=keys, labels=LIMIT_LABELS, **shown), status
+
+
+@bp.get("/panel/keys")
+def keys():
+    return keys_page()
+
+
+@bp.post("/panel/keys")
+def create_key():
+    name = request.form.get("name", "")
+    try:
+        key, key_id = new_key({"name": name})
+    except ValidationError as error:
+        return keys_page(400, error=explained(error), name=name)
+    # Shown in this answer alone (it is no-store): the list shows it masked from now on.
+    return keys_page(new_key=key, new_key_name=listed(key_id)["name"])
+
+
+@bp.get("/panel/keys/<key_id>/edit")
+def edit_key(key_id: str):
+    key = listed(key_id)
+    return render_template("admin/key_edit.html", key=key, form=form_values(key), providers=providers())
+
+
+@bp.post("/panel/keys/<key_id>/edit")
+def save_key(key_id: str):
+    key = listed(key_id)
+    try:
+        saved = change_key(key_id, policy_from_form(request.form))
+    except ValidationError as error:
+        return render_template("admin/key_edit.html", key=key, form=posted_values(request.form),
+                               providers=providers(), error=explained(error)), 400
+    flash(f"Saved key '{saved['name']}'.")
+    return redirect(url_for("panel_keys.keys"), 303)
+
+
+@bp.post("/panel/keys/<key_id>/enabled")
+def set_enabled(key_id: str):
+    enabled = request.form.get("enabled") == "true"
+    saved = change_key(key_id, {"enabled": enabled})
+    flash(f"Key '{saved['name']}' is {'enabled' if enabled else 'disabled'}.")
+    return redirect(url_for("panel_keys.keys"), 303)
+
+
+@bp.get("/panel/keys/<key_id>/revoke")
+def confirm_revoke(key_id: str):
+    return render_template("admin/key_revoke.html", key=listed(key_id))
+
+
+@bp.post("/panel/keys/<key_id>/revoke")
+def revoke_key(key_id: str):
+    name, ext = listed(key_id)["name"], current_app.extensions
+    if not ext["events"].revoke_key(ext["keys"], key_id=key_id):  # as DELETE /admin/keys does, telling webhooks
+        raise NotFound("API key not found (it may have been revoked)")
+    flash(f"Revoked key '{name}': requests with it are refused from now on.")
+    return redirect(url_for("panel_keys.keys"), 303)
+
+
+def providers() -> list:
+    return list(current_app.extensions["router"].providers)

@@ -1,6 +1,7 @@
 """Schema migrations (utils/schema.py, Alembic): a fresh database, and one made before migrations with keys
 in it, both reach the latest revision at start-up with every key intact; doing it again, or from several
-instances at once, changes nothing. Each test runs on SQLite and, when it answers, on PostgreSQL."""
+instances at once, changes nothing; revision 0002 (key policies, daily usage) upgrades a database at 0001 with
+its keys intact and downgrades again. Each test runs on SQLite and, when it answers, on PostgreSQL."""
 from __future__ import annotations
 
 import subprocess
@@ -8,14 +9,15 @@ import sys
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from tests.databases import fresh_postgres, needs_postgres
 from tests.gateway import ROOT
 from utils.keys import KeyStore, hash_key
+from utils.schema import HEAD, config, head, migrate, revision
 from utils.tables import metadata
-from utils.schema import head, migrate, revision
 
 # The table exactly as the gateway created it before it had migrations (CreateTable of utils/keys.py then,
 # the same text on SQLite and PostgreSQL). Frozen here: the code's own table will change, this must not.
@@ -187,4 +189,67 @@ def test_a_database_migrated_by_newer_code_is_refused_with_what_to_do(database_u
     with pytest.raises(RuntimeError, match="schema revision 9999, which this code does not know .its latest is "
                                            f"{head()}.: run the version that migrated it, or a newer one"):
         KeyStore(database_url)
+    engine.dispose()
+
+
+def test_head_names_the_latest_revision_alembic_knows():
+    assert HEAD == head()
+
+
+def test_a_start_on_a_database_at_the_latest_revision_does_not_import_alembic(tmp_path):
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    KeyStore(url).close()  # the first start migrates
+    probe = ("import sys; from utils.keys import KeyStore; KeyStore(sys.argv[1]).close(); "
+             "print(sorted(m for m in sys.modules if m.startswith('alembic')))")
+    result = subprocess.run([sys.executable, "-c", probe, url], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert (result.stdout, result.stderr) == ("[]\n", "")
+
+
+def at_0001_with_a_key(url: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as db:
+        command.upgrade(config(connection=db), "0001")
+        db.execute(sa.text("INSERT INTO api_keys (key_hash, masked, name, created_at, last_used, request_count, "
+                           "prompt_tokens, completion_tokens, enabled) VALUES (:key_hash, :masked, :name, "
+                           ":created_at, :last_used, :request_count, :prompt_tokens, :completion_tokens, :enabled)"),
+                   LEGACY_ROW)
+    assert revision(engine) == "0001"
+    engine.dispose()
+
+
+def test_0002_upgrades_a_0001_database_with_its_keys_intact(database_url):
+    at_0001_with_a_key(database_url)
+    store = KeyStore(database_url)  # start-up migrates
+    try:
+        assert revision(store.engine) == head()
+        digest = hash_key(LEGACY_KEY)
+        assert store.is_valid(digest)
+        policy = store.policy(digest)
+        assert (policy.expires_at, policy.allowed_providers, policy.allowed_models, policy.limits) == (
+            None, None, None, {})
+        [listed] = store.list()
+        assert (listed["requestCount"], listed["promptTokens"], listed["expired"], listed["limits"]) == (
+            7, 70, False, None)
+        assert store.update(digest, {"note": "kept", "limits": '{"requestsPerDay": 5}'})
+        assert store.policy(digest).limits == {"requestsPerDay": 5}
+        store.record_use(digest, 3, 4, provider="groq")
+        store.flush()
+        rows = store.usage_report("2000-01-01", "2999-12-31", digest, None)
+        assert [(r["provider"], r["requests"], r["promptTokens"], r["completionTokens"]) for r in rows] == [
+            ("groq", 1, 3, 4)]
+    finally:
+        store.close()
+
+
+def test_0002_downgrades_to_0001(database_url):
+    at_0001_with_a_key(database_url)
+    engine = sa.create_engine(database_url)
+    with engine.begin() as db:
+        command.upgrade(config(connection=db), "0002")
+    with engine.begin() as db:
+        command.downgrade(config(connection=db), "0001")
+    assert revision(engine) == "0001"
+    assert not sa.inspect(engine).has_table("key_usage_daily")
+    with engine.connect() as db:
+        assert db.execute(sa.text("SELECT name FROM api_keys")).scalars().all() == [LEGACY_ROW["name"]]
     engine.dispose()

@@ -5,6 +5,7 @@ itself, before the app (and `ssl`) is imported.
 workers inherit the rest. A variable set in the environment wins over `.env`. A HUP (`systemctl reload`)
 re-reads `.env` for the app's settings (keys, limits...): see `on_reload`."""
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -55,8 +56,17 @@ bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"  # an IPv6 a
 worker_class = "gevent"
 # One worker keeps limits, round-robin and metrics exact in process memory; more need REDIS_URL.
 workers = whole_number("WEB_CONCURRENCY", os.environ.get("WEB_CONCURRENCY") or "1", 1)
-# Open connections per worker.
-worker_connections = 2000
+# Open connections per worker: a stream holds two sockets (its client's and its provider's), so 10,000 need about
+# 20,000 file descriptors, the limit raised below as far as the system lets a process raise it.
+worker_connections = 10_000
+_soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+_wanted = 2 * worker_connections + 1000  # and room for the database, logs and Redis
+if _soft != resource.RLIM_INFINITY and _soft < _wanted:
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (_wanted if _hard == resource.RLIM_INFINITY else min(_wanted, _hard),
+                                                    _hard))
+    except (ValueError, OSError):  # not allowed here: the limit stays, and connections beyond it are refused
+        pass
 # A gevent worker's heartbeat runs in its own greenlet, so a long stream never trips this.
 timeout = 60
 # Time a worker gets on shutdown (and on a HUP, the old workers) to finish the streams it is serving.

@@ -31,8 +31,10 @@ check: install
 run: check
 	@exec $(VENV)/bin/gunicorn -c gunicorn.conf.py
 
+# Four test processes (pytest-xdist): most tests wait on a gunicorn starting or a provider's timeout, so four
+# keep two cores busy. Each has its own fake providers, ports and Redis database (tests/databases.py).
 test: $(VENV)/.installed-dev
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 4
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -79,6 +79,9 @@ errorlog = "-"
 loglevel = "warning"
 # Preloading would import ssl before gevent patches it.
 preload_app = False
+# gunicorn 27's control socket (~/.gunicorn/gunicorn.ctl, for `gunicornc`) is not used here, and every instance on
+# one machine would take over the same path from the last one. Older gunicorn ignores the name.
+control_socket_disable = True
 
 
 def on_starting(server):

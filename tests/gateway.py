@@ -1,7 +1,9 @@
 """The gateway as a user runs it: real gunicorn with gevent workers, in a subprocess, on a free port."""
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -59,6 +61,44 @@ def fake_env(fake, providers=PROVIDER_IDS) -> dict:
     return env
 
 
+class Forked:
+    """A gunicorn master started by tests/forkserver.py: what the tests use of a `Popen`. It is the fork
+    server's child, not ours, so its end is seen through a pidfd (the kernel reaps it)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._ended = os.pidfd_open(pid)
+
+    def poll(self) -> int | None:
+        """0 once the process has ended (its exit status goes to the fork server, which does not keep it)."""
+        return 0 if select.select([self._ended], [], [], 0)[0] else None
+
+    def wait(self, timeout: float) -> int:
+        if not select.select([self._ended], [], [], timeout)[0]:
+            raise subprocess.TimeoutExpired(f"gunicorn {self.pid}", timeout)
+        os.close(self._ended)
+        self._ended = os.open(os.devnull, os.O_RDONLY)  # always readable: ended
+        return 0
+
+    def send_signal(self, sig: int) -> None:
+        os.kill(self.pid, sig)
+
+
+_server: list[subprocess.Popen] = []
+
+
+def forked_gunicorn(args: list[str], env: dict, log_path: Path) -> Forked:
+    """`python -m gunicorn <args>` in the repository with `env`, its output to `log_path`, forked from this test
+    process's fork server (started on first use; it stops when its stdin closes, with this process)."""
+    if not _server or _server[0].poll() is not None:
+        _server[:] = [subprocess.Popen([sys.executable, "-m", "tests.forkserver"], cwd=ROOT, stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, text=True)]
+    server = _server[0]
+    server.stdin.write(json.dumps({"args": args, "env": env, "cwd": str(ROOT), "log": str(log_path)}) + "\n")
+    server.stdin.flush()
+    return Forked(int(server.stdout.readline()))
+
+
 class Gateway:
     def __init__(self, env: dict, tmp_path: Path, workers: int = 1, name: str = "gateway"):
         self.env = {**{name: "" for name in SETTINGS}, "MASTER_API_KEY": MASTER_KEY,
@@ -72,13 +112,12 @@ class Gateway:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         env = {**os.environ, **self.env, "PORT": str(port), "WEB_CONCURRENCY": str(self.workers)}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:app", "--bind", f"127.0.0.1:{port}"],
-            cwd=ROOT, env=env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT)
+        self.process = forked_gunicorn(["-c", "gunicorn.conf.py", "app:app", "--bind", f"127.0.0.1:{port}"], env,
+                                       self.log_path)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited with {self.process.returncode}: {self.log()}")
+                raise RuntimeError(f"gateway exited: {self.log()}")
             try:
                 if requests.get(f"{self.url}/health/live", timeout=1).ok:
                     return self

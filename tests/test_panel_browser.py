@@ -14,10 +14,9 @@ import requests
 from tests.gateway import MASTER_KEY, Gateway, fake_env
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e '.[dev]')")
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
@@ -63,10 +62,13 @@ def sign_in(browser, gateway: Gateway, key: str = MASTER_KEY) -> None:
 
 
 def loads(browser, action) -> None:
-    """Do what loads a new page, and wait until it has replaced this one."""
-    page = browser.find_element(By.TAG_NAME, "html")
+    """Do what loads a new page, and wait until it has replaced this one: the mark put on this page's window
+    is gone and the new one has loaded. (Selenium's staleness_of asks about the old element while the page is
+    going away, which chromedriver now and then answers with "unhandled inspector error".)"""
+    browser.execute_script("window.__leaving = true")
     action()
-    WebDriverWait(browser, WAIT).until(staleness_of(page))
+    WebDriverWait(browser, WAIT, ignored_exceptions=(WebDriverException,)).until(lambda driver: driver.execute_script(
+        "return window.__leaving === undefined && document.readyState === 'complete'"))
 
 
 def click(browser, element) -> None:

@@ -5,11 +5,12 @@ import subprocess
 import threading
 
 import pytest
+import redis
 import requests
 import sqlalchemy as sa
 
 from tests.databases import POSTGRES, needs_postgres, needs_redis, redis_answers
-from tests.gateway import free_port, wait_until
+from tests.gateway import MASTER_KEY, free_port, wait_until
 from utils.schema import migrate
 
 
@@ -158,3 +159,31 @@ def test_redis_metrics_accept_whole_and_fractional_durations_in_any_order(redis_
     for duration in (28.0, 12.5, 30.0):
         metrics.record_attempt("Groq", ok=True, duration_ms=duration, ttft_ms=duration)
     assert metrics.snapshot()["services"]["Groq"]["avgDuration"] == round(70.5 / 3, 2)
+
+
+@needs_redis
+def test_a_request_to_a_named_provider_makes_two_redis_round_trips(start_gateway, private_redis):
+    """One to read the providers' state, one pipelined write of everything the request recorded at its end.
+    Counted by the Redis server itself (`total_reads_processed`: a pipeline arrives in one read)."""
+    start, _ = private_redis
+    url = start()
+    gateway = start_gateway(providers=["groq", "gemini"], REDIS_URL=url, RATE_LIMIT_ENABLED="false")
+    server, polls = redis.Redis.from_url(url), []
+
+    def reads() -> int:  # less this test's own INFO commands, each one read
+        polls.append(1)
+        return server.info("stats")["total_reads_processed"] - len(polls)
+
+    def ask(stream: bool) -> None:
+        body = {"model": "groq", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+        response = requests.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=10,
+                                 headers={"Authorization": f"Bearer {MASTER_KEY}"})
+        assert response.status_code == 200 and response.content
+
+    ask(False)  # the worker's connections to Redis are open
+    assert wait_until(lambda: server.hget("gateway:metrics", "totalRequests") == b"1")
+    before = reads()
+    for stream in (False, True) * 3:
+        ask(stream)
+    assert wait_until(lambda: reads() - before >= 12)  # the last write goes once the answer is sent
+    assert reads() - before == 12

@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from tests.databases import REDIS_URL, redis_answers
+from utils import state
 from utils.errors import StateUnavailable
 from utils.state import LocalStore, RedisStore
 
@@ -92,6 +93,31 @@ def test_a_pushed_list_keeps_its_newest_items_first_up_to_its_limit(store):
         store.push("list", item, 3)
     assert store.recent("list") == ["e", "d", "c"]
     assert store.recent("never") == []
+
+
+def test_clear_removes_a_hash_and_gives_what_it_held(store):
+    store.put("circuit:a", {"failures": "2", "reason": "http_500"})
+    held = []
+    store.clear("circuit:a", held.append)
+    store.clear("circuit:a", held.append)
+    assert held == [{"failures": "2", "reason": "http_500"}, {}]
+    assert store.read(["circuit:a"]) == [{}]
+
+
+def test_a_requests_deferred_writes_land_together_when_it_ends_and_the_others_at_once(store):
+    state.defer_writes(store)
+    held = []
+    store.add("metrics", {"requests": 1}, defer=True)
+    store.push("recent", "one", 5, defer=True)
+    store.clear("circuit:a", held.append, defer=True)
+    store.put("circuit:b", {"failures": "1"})  # a failure: other requests must see it now
+    assert store.read(["circuit:b"]) == [{"failures": "1"}]
+    if isinstance(store, RedisStore):  # in process nothing waits: there is no round trip to save
+        assert (store.read(["metrics"]), store.recent("recent"), held) == ([{}], [], [])
+    state.write_deferred()
+    assert (store.read(["metrics"]), store.recent("recent"), held) == ([{"requests": "1"}], ["one"], [{}])
+    state.write_deferred()  # nothing is written twice
+    assert store.read(["metrics"]) == [{"requests": "1"}]
 
 
 def test_a_local_hash_written_with_a_ttl_is_gone_once_it_expires(monkeypatch):

@@ -33,11 +33,11 @@ class Metrics:
         self.store = store
 
     def count_request(self) -> None:
-        self.store.add("metrics", {"totalRequests": 1})
+        self.store.add("metrics", {"totalRequests": 1}, defer=True)
 
     def count_cache(self, hit: bool) -> None:
         """A cacheable request answered from the response cache (hit) or not (miss)."""
-        self.store.add("metrics", {"cacheHits" if hit else "cacheMisses": 1})
+        self.store.add("metrics", {"cacheHits" if hit else "cacheMisses": 1}, defer=True)
 
     def cache_counts(self) -> dict[str, int]:
         total = self.store.read(["metrics"])[0]
@@ -62,7 +62,7 @@ class Metrics:
         # Zeros change nothing: leaving them out spares Redis a third of the commands. The minute's counts go in
         # the same round trip, in a hash that expires once it has left the last hour.
         self.store.add_many([(f"metrics:{service}", {k: v for k, v in amounts.items() if v}, {"lastUsed": now}, None),
-                             (f"{SERIES}{int(now // 60)}", minute, None, SERIES_TTL)])
+                             (f"{SERIES}{int(now // 60)}", minute, None, SERIES_TTL)], defer=True)
 
     def raw(self) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
         """The stored fields: the totals, and each service's."""

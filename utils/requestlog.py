@@ -13,6 +13,7 @@ import uuid
 
 from flask import Flask, Response, current_app, g, request
 
+from utils import state
 from utils.clock import iso
 from utils.errors import GatewayError
 from utils.keys import ID_CHARS
@@ -36,6 +37,8 @@ def init_request_log(app: Flask) -> None:
 
 def start() -> None:
     g.started = time.monotonic()
+    if request.blueprint in RECORDED:  # an API request: what it records goes to Redis at once when it ends
+        state.defer_writes(current_app.extensions["store"])
     offered = request.headers.get("X-Request-ID", "")
     g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
 
@@ -61,6 +64,7 @@ def finish(response: Response) -> Response:
         log.info("request", extra=line)
         if store is not None:
             remember(store, line, caller, answer)
+        state.write_deferred()
 
     response.call_on_close(write_line)
     return response
@@ -78,7 +82,7 @@ def remember(store, line: dict, caller, answer) -> None:
              "duration": line["duration"], "promptTokens": usage.prompt_tokens if usage else 0,
              "completionTokens": usage.completion_tokens if usage else 0, "requestId": line["requestId"]}
     try:
-        store.push(RECENT, json.dumps(entry), RECENT_LIMIT)
+        store.push(RECENT, json.dumps(entry), RECENT_LIMIT, defer=True)
     except GatewayError as exc:  # Redis away: the log line is written; the panel's list misses this one
         log.error("could not keep a request for the admin panel", extra={"reason": exc.message})
 

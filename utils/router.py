@@ -1,12 +1,12 @@
-"""Which provider answers: round-robin over the configured providers, skipping any that is cooling down,
-and each provider's circuit. Cursor and circuits live in the state store, so with Redis every worker and
-machine shares one rotation and one view of provider health.
+"""Which provider answers: round-robin over the configured providers, skipping any that is cooling down, and
+each provider's circuit. Cursor and circuits live in the state store, so with Redis every worker and machine
+shares one rotation and one view of provider health. Changes go to `events` (webhooks).
 
 Cool-downs: a 429 rests the provider until the time it named (Retry-After, RetryInfo), else for
-`failure_cooldown`; `failure_threshold` failures in a row open the circuit for a back-off that doubles
-on each opening, after which one probe request is let through (others skip the provider meanwhile); a
-model the provider says does not exist takes it out until restart, since no retry can fix the
-configuration (or until an operator's `reset`, which also lifts any other rest). Changes go to `events` (webhooks).
+`failure_cooldown`; `failure_threshold` failures in a row open the circuit for a back-off that doubles on each
+opening, after which one probe request is let through (others skip the provider meanwhile); a model the
+provider says does not exist takes it out until restart, since no retry can fix the configuration (or until
+an operator's `reset`, which also lifts any other rest).
 
 Key pools (`GROQ_API_KEY=k1,k2`): each key has its own circuit and quota (`circuit:groq#2`), used in turn; a
 key refused (401/403/402) is out alone until reset; the provider rests when all its keys do. Its model gone
@@ -18,6 +18,7 @@ import logging
 import math
 import time
 from dataclasses import asdict
+from functools import partial
 
 from providers.base import Provider
 from utils.circuits import Circuit, QuotaState, key_label, pool_state, slots
@@ -116,8 +117,7 @@ class Router:
             self._read()
             free = [i for i, name in enumerate(names) if self._slot_until(name, now, 0) <= now]
             key = self.store.advance(f"keys:{provider.id}", free or list(range(len(names))), len(names)) + 1
-        slot = names[key - 1]
-        circuit = self._seen.get(slot)
+        circuit = self._seen.get(slot := names[key - 1])
         # After a back-off has run out this request is the probe, and others wait for it. A provider
         # still resting (asked for by name) keeps its rest: naming it must not cut the back-off short.
         if circuit and circuit.openings and circuit.until <= now:
@@ -127,14 +127,16 @@ class Router:
         return key
 
     def succeeded(self, provider: Provider, key: int = 1) -> None:
-        slot = slots(provider)[key - 1]
-        self._probing.discard(slot)
-        # Read afresh: another worker may have opened the circuit while this answer streamed.
-        seen = self._read()[slot]
-        if seen != Circuit():
-            if seen.openings or seen.until:
-                log.info("provider is back", extra={"service": provider.name, **key_label(provider, key)})
-            self._write(slot, Circuit())
+        self._probing.discard(slot := slots(provider)[key - 1])
+        # Cleared in the store itself, as another worker may have opened it while this answer streamed.
+        self.store.clear(f"circuit:{slot}", partial(self._closed, provider, key, slot), defer=True)
+
+    def _closed(self, provider: Provider, key: int, slot: str, fields: dict[str, str]) -> None:
+        was, self._seen[slot] = Circuit.from_fields(fields), Circuit()
+        if was.openings or was.until:
+            log.info("provider is back", extra={"service": provider.name, **key_label(provider, key)})
+        if was != Circuit():
+            self.events.circuit(slot, Circuit())
 
     def failed(self, provider: Provider, error: ProviderError, key: int = 1) -> None:
         self.observe(provider, quota := error.quota, key)
@@ -142,8 +144,7 @@ class Router:
         if not error.retryable or error.kind == "unsupported":
             return self.released(provider, key)
         names = slots(provider)
-        slot = names[key - 1]
-        self._probing.discard(slot)
+        self._probing.discard(slot := names[key - 1])
         circuit, now = self._read()[slot], self.clock()
         circuit.reason, circuit.detail = error.kind, ""
         if error.model_gone:
@@ -177,9 +178,9 @@ class Router:
             return
         now, slot = self.clock(), slots(provider)[key - 1]
         was = self._quotas.get(slot, QuotaState()).exhausted_until(now, 0)
-        self._quotas[slot] = state
-        self.store.put(f"quota:{slot}", state.fields())
-        until = state.exhausted_until(now, 0)
+        self._quotas[slot], until = state, state.exhausted_until(now, 0)
+        # With the request's other writes at its end, unless spent: other requests must steer around that now.
+        self.store.put(f"quota:{slot}", state.fields(), defer=until <= now)
         if until > now >= was:
             self.events.quota_exhausted(slot, until, "")
             log.warning("provider quota exhausted", extra={"service": provider.name, "until": iso(until),
@@ -225,8 +226,7 @@ class Router:
         for slot in dict.fromkeys([provider.id, *slots(provider)]):  # the provider's and every key's
             self._probing.discard(slot)
             self._quotas[slot] = QuotaState()
-            # The empty quota's fields (resets at 0), not an absent hash: a store can replace a hash but not delete it.
-            self.store.put(f"quota:{slot}", QuotaState().fields())
+            self.store.clear(f"quota:{slot}", lambda fields: None)
             self._write(slot, Circuit())
         log.info("provider reset by an operator", extra={
             "service": provider.name, "was": was["state"], "reason": was.get("reason", "")})

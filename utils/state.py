@@ -12,10 +12,35 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
+from contextlib import suppress
+from contextvars import ContextVar
 
 from utils.errors import StateUnavailable
 
 log = logging.getLogger("gateway")
+
+# A request's writes that can wait for its end (`defer=True`: its metrics, its quota readings, the circuit its
+# success clears, its line in the recent list) go to Redis in one pipelined round trip when it ends. Failures
+# are written at once: other requests must steer around them now. In process (LocalStore) nothing waits.
+_deferred: ContextVar[tuple[RedisStore, list] | None] = ContextVar("deferred_writes", default=None)
+
+
+def defer_writes(store: LocalStore | RedisStore) -> None:
+    """From now until `write_deferred`, this request's deferred writes to `store` wait."""
+    write_deferred()  # the last request on this connection ended without its close: its writes, now
+    if isinstance(store, RedisStore):
+        _deferred.set((store, []))
+
+
+def write_deferred() -> None:
+    """Send what this request deferred, in one round trip. Redis away: the store has said so, and these
+    figures are lost, as they would have been if written at once."""
+    pending = _deferred.get()
+    if pending is not None:
+        _deferred.set(None)
+        with suppress(StateUnavailable):
+            pending[0].apply(pending[1])
 
 
 def next_after(last: int, candidates: list[int], count: int) -> int:
@@ -30,14 +55,16 @@ class LocalStore:
         self._expires: dict[str, float] = {}
         self._lists: dict[str, deque[str]] = {}
 
-    def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None) -> None:
+    def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None, *,
+            defer: bool = False) -> None:
         """Add `amounts` to the hash's fields and set `values`, in one step."""
         fields = self._hashes[key]
         for name, amount in amounts.items():
             fields[name] = fields.get(name, 0) + amount
         fields.update(values or {})
 
-    def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]]) -> None:
+    def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]], *,
+                 defer: bool = False) -> None:
         """Several `add`s (key, amounts, values, ttl) in one step; a hash with a `ttl` (seconds) expires."""
         now = time.monotonic()
         for key, amounts, values, ttl in entries:
@@ -48,10 +75,14 @@ class LocalStore:
             self._hashes.pop(key, None)
             del self._expires[key]
 
-    def put(self, key: str, values: dict[str, str | float]) -> None:
+    def put(self, key: str, values: dict[str, str | float], *, defer: bool = False) -> None:
         self._hashes[key] = dict(values)
 
-    def push(self, key: str, item: str, limit: int) -> None:
+    def clear(self, key: str, cleared: Callable[[dict[str, str]], None], *, defer: bool = False) -> None:
+        """Remove hash `key`; `cleared` gets the fields it had ({} if none)."""
+        cleared({k: str(v) for k, v in self._hashes.pop(key, {}).items()})
+
+    def push(self, key: str, item: str, limit: int, *, defer: bool = False) -> None:
         """Put `item` at the head of list `key`, which keeps its newest `limit` items."""
         items = self._lists.get(key)
         if items is None or items.maxlen != limit:
@@ -90,6 +121,8 @@ end
 redis.call('SET', KEYS[1], best)
 return best
 """
+# Remove a hash, returning the fields it had (flat), in one step.
+_CLEAR = "local f = redis.call('HGETALL', KEYS[1]) if #f > 0 then redis.call('DEL', KEYS[1]) end return f"
 
 
 class RedisStore:
@@ -109,16 +142,49 @@ class RedisStore:
         self._fallback = LocalStore()
         self._down = False
 
-    def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None) -> None:
-        self.add_many([(key, amounts, values, None)])
+    def add(self, key: str, amounts: dict[str, float], values: dict[str, str | float] | None = None, *,
+            defer: bool = False) -> None:
+        self.add_many([(key, amounts, values, None)], defer=defer)
 
-    def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]]) -> None:
+    def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]], *,
+                 defer: bool = False) -> None:
+        self._write(("add", entries), defer)
+
+    def put(self, key: str, values: dict[str, str | float], *, defer: bool = False) -> None:
+        self._write(("put", key, values), defer)
+
+    def clear(self, key: str, cleared: Callable[[dict[str, str]], None], *, defer: bool = False) -> None:
+        self._write(("clear", key, cleared), defer)
+
+    def push(self, key: str, item: str, limit: int, *, defer: bool = False) -> None:
+        self._write(("push", key, item, limit), defer)
+
+    def _write(self, op: tuple, defer: bool) -> None:
+        pending = _deferred.get() if defer else None
+        if pending is not None and pending[0] is self:
+            return pending[1].append(op)
+        self.apply([op])
+
+    def apply(self, ops: list[tuple]) -> None:
+        """Writes, in one pipelined round trip."""
         def run():
-            pipe = self._redis.pipeline(transaction=False)
-            for key, amounts, values, ttl in entries:
-                for name, amount in amounts.items():
-                    # The type, not the value, picks the command: a float field once written with
-                    # HINCRBYFLOAT no longer accepts HINCRBY, even for a whole number.
+            pipe, cleared = self._redis.pipeline(), []  # MULTI/EXEC: no other client sees half of it
+            for op in ops:
+                self._queue(pipe, op, cleared)
+            results = pipe.execute()
+            for index, callback in cleared:
+                callback(dict(zip(results[index][::2], results[index][1::2])))
+
+        def fallback():
+            for kind, *args in ops:
+                getattr(self._fallback, "add_many" if kind == "add" else kind)(*args)
+        self._call(run, fallback)
+
+    def _queue(self, pipe, op: tuple, cleared: list) -> None:
+        kind, key, *rest = op
+        if kind == "add":
+            for key, amounts, values, ttl in op[1]:
+                for name, amount in amounts.items():  # by type: a float field refuses HINCRBY, even for 2.0
                     if isinstance(amount, int):
                         pipe.hincrby(self._prefix + key, name, amount)
                     else:
@@ -127,24 +193,15 @@ class RedisStore:
                     pipe.hset(self._prefix + key, mapping=values)
                 if ttl:
                     pipe.expire(self._prefix + key, ttl)
-            pipe.execute()
-        self._call(run, lambda: self._fallback.add_many(entries))
-
-    def put(self, key: str, values: dict[str, str | float]) -> None:
-        def run():
-            pipe = self._redis.pipeline()
+        elif kind == "put":  # replaced whole: DEL then HSET, nothing of this pipeline between them
             pipe.delete(self._prefix + key)
-            pipe.hset(self._prefix + key, mapping=values)
-            pipe.execute()
-        self._call(run, lambda: self._fallback.put(key, values))
-
-    def push(self, key: str, item: str, limit: int) -> None:
-        def run():
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.lpush(self._prefix + key, item)
-            pipe.ltrim(self._prefix + key, 0, limit - 1)
-            pipe.execute()
-        self._call(run, lambda: self._fallback.push(key, item, limit))
+            pipe.hset(self._prefix + key, mapping=rest[0])
+        elif kind == "push":
+            pipe.lpush(self._prefix + key, rest[0])
+            pipe.ltrim(self._prefix + key, 0, rest[1] - 1)
+        else:  # clear
+            pipe.eval(_CLEAR, 1, self._prefix + key)  # the script itself: EVALSHA in a pipeline costs a SCRIPT EXISTS
+            cleared.append((len(pipe) - 1, rest[0]))
 
     def recent(self, key: str) -> list[str]:
         return self._call(lambda: self._redis.lrange(self._prefix + key, 0, -1), lambda: self._fallback.recent(key))

@@ -20,7 +20,7 @@ LAYERS = (
     ("settings and bookkeeping", {"utils.settings", "utils.schema", "utils.migrations", "utils.keys", "utils.dbops",
                                   "utils.metrics", "utils.prometheus", "utils.tables", "utils.keyfields",
                                   "utils.usage", "utils.webhooks", "utils.webhook_delivery", "utils.notifier"}),
-    ("router and relay", {"utils.circuits", "utils.router", "utils.relay", "utils.model_watch"}),
+    ("router and relay", {"utils.circuits", "utils.outcomes", "utils.router", "utils.relay", "utils.model_watch"}),
     ("request orchestration", {"utils.auth", "utils.limits", "utils.validation", "utils.openai_request",
                                "utils.requestlog", "utils.dispatch", "utils.budgets", "utils.response_cache",
                                "utils.panel_auth"}),

@@ -8,8 +8,9 @@ from datetime import datetime
 import pytest
 
 from utils.errors import NoProviders, ProviderError, ValidationError
+from utils.outcomes import MAX_BACKOFF
 from utils.quota import Quota
-from utils.router import MAX_BACKOFF
+from utils.state import LocalStore
 
 
 @dataclass(frozen=True)
@@ -309,3 +310,15 @@ def test_a_failover_that_answered_moves_the_rotation_past_it(router):
     router.plan()  # a's turn; say a failed and b answered instead
     router.answered_instead(B)
     assert ids(router.plan()) == "cab"
+
+
+def test_a_rotation_step_taken_on_what_this_worker_last_saw_is_taken_again_when_another_worker_saw_more(
+        make_router):
+    """The rotation steps in the round trip that reads the state afresh, over the providers this worker last saw
+    able; a provider another worker has since seen fail is stepped over again, not planned first."""
+    shared = LocalStore()
+    serving, other = (make_router([A, B, C], store=shared, failure_threshold=1) for _ in range(2))
+    assert ids(serving.plan()) == "abc"  # serving has seen all three able; the cursor is on a
+    other.failed(B, BROKEN)  # b's circuit opens, as only the other worker knows
+    assert ids(serving.plan()) == "ca"  # the step landed on b, which the fresh state has out: stepped again
+    assert ids(serving.plan()) == "ac"

@@ -162,9 +162,11 @@ def test_redis_metrics_accept_whole_and_fractional_durations_in_any_order(redis_
 
 
 @needs_redis
-def test_a_request_to_a_named_provider_makes_two_redis_round_trips(start_gateway, private_redis):
-    """One to read the providers' state, one pipelined write of everything the request recorded at its end.
-    Counted by the Redis server itself (`total_reads_processed`: a pipeline arrives in one read)."""
+@pytest.mark.parametrize("model", ["groq", "auto"])
+def test_a_request_makes_two_redis_round_trips(start_gateway, private_redis, model):
+    """One to read the providers' state (and with `auto` step the rotation), one pipelined write of everything
+    the request recorded, at its end. Counted by the Redis server itself (`total_reads_processed`: a pipeline
+    arrives in one read)."""
     start, _ = private_redis
     url = start()
     gateway = start_gateway(providers=["groq", "gemini"], REDIS_URL=url, RATE_LIMIT_ENABLED="false")
@@ -175,13 +177,14 @@ def test_a_request_to_a_named_provider_makes_two_redis_round_trips(start_gateway
         return server.info("stats")["total_reads_processed"] - len(polls)
 
     def ask(stream: bool) -> None:
-        body = {"model": "groq", "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+        body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
         response = requests.post(f"{gateway.url}/v1/chat/completions", json=body, timeout=10,
                                  headers={"Authorization": f"Bearer {MASTER_KEY}"})
         assert response.status_code == 200 and response.content
 
-    ask(False)  # the worker's connections to Redis are open
-    assert wait_until(lambda: server.hget("gateway:metrics", "totalRequests") == b"1")
+    for _ in range(2):  # the worker's connections to Redis are open, and it has read the providers' state once
+        ask(False)
+    assert wait_until(lambda: server.hget("gateway:metrics", "totalRequests") == b"2")
     before = reads()
     for stream in (False, True) * 3:
         ask(stream)

@@ -2,11 +2,9 @@
 each provider's circuit. Cursor and circuits live in the state store, so with Redis every worker and machine
 shares one rotation and one view of provider health. Changes go to `events` (webhooks).
 
-Cool-downs: a 429 rests the provider until the time it named (Retry-After, RetryInfo), else for
-`failure_cooldown`; `failure_threshold` failures in a row open the circuit for a back-off that doubles on each
-opening, after which one probe request is let through (others skip the provider meanwhile); a model the
-provider says does not exist takes it out until restart, since no retry can fix the configuration (or until
-an operator's `reset`, which also lifts any other rest).
+Cool-downs (what an answer does to them is in utils/outcomes.py): a provider resting after a 429, or whose
+circuit is open, is skipped until its time; after a back-off has run out one probe request is let through
+(others skip the provider meanwhile); a model the provider says does not exist takes it out until restart.
 
 Key pools (`GROQ_API_KEY=k1,k2`): each key has its own circuit and quota (`circuit:groq#2`), used in turn; a
 key refused (401/403/402) is out alone until reset; the provider rests when all its keys do. Its model gone
@@ -14,27 +12,21 @@ stays in `circuit:groq`, which is also the one key's circuit when there is no po
 """
 from __future__ import annotations
 
-import logging
 import math
 import time
 from dataclasses import asdict
-from functools import partial
 
 from providers.base import Provider
-from utils.circuits import Circuit, QuotaState, key_label, pool_state, slots
-from utils.clock import iso
-from utils.errors import NoProviders, ProviderError, ValidationError
+from utils.circuits import Circuit, QuotaState, pool_state, slots
+from utils.errors import NoProviders, ValidationError
 from utils.events import Events
-from utils.quota import Quota
+from utils.outcomes import Outcomes
 from utils.state import LocalStore, RedisStore
 
-log = logging.getLogger("gateway")
-
-MAX_BACKOFF = 600.0
 ROTATION = "rotation"
 
 
-class Router:
+class Router(Outcomes):
     def __init__(self, providers: tuple[Provider, ...], store: LocalStore | RedisStore, *, failure_threshold: int,
                  failure_cooldown: float, probe_seconds: float, clock=time.time, events: Events | None = None):
         self.providers = providers
@@ -58,8 +50,12 @@ class Router:
         """The providers to try for one request of about `tokens` prompt tokens, in order: the next
         available one in the rotation first, then those after it. Advances the rotation by one.
         `among` keeps only the providers able to serve the request."""
-        available = self._available(tokens, among)
-        first = self.store.advance(ROTATION, [self.configured.index(p) for p in available], len(self.configured))
+        # One round trip: the rotation steps over the providers this process last saw able to serve while the
+        # state is read afresh; only where the fresh state disagrees does it step again, over those able now.
+        guess = self._able(self.clock(), tokens, among) if self._seen else list(among or self.configured)
+        available, first = self._available(tokens, among, step=[self.configured.index(p) for p in guess])
+        if first is None or self.configured[first] not in available:
+            first = self.store.advance(ROTATION, [self.configured.index(p) for p in available], len(self.configured))
         return self._after(first - 1, available, max_attempts)
 
     def plan_named(self, provider_id: str, *, fallback: bool, max_attempts: int = 0, tokens: int = 0,
@@ -75,7 +71,7 @@ class Router:
         if not fallback:
             self._read()  # what this process knows of its circuit stays current (a probe, a success)
             return [provider] * self._turns(provider, self.clock())
-        return self._after(self.configured.index(provider) - 1, self._available(tokens, among), max_attempts)
+        return self._after(self.configured.index(provider) - 1, self._available(tokens, among)[0], max_attempts)
 
     def _until(self, provider: Provider, now: float, tokens: int) -> float:
         return max(self._seen[provider.id].until, min(self._slot_until(s, now, tokens) for s in slots(provider)))
@@ -83,16 +79,21 @@ class Router:
     def _slot_until(self, slot: str, now: float, tokens: int) -> float:
         return max(self._seen[slot].until, self._quotas[slot].exhausted_until(now, tokens))
 
-    def _available(self, tokens: int, among: list[Provider] | None = None) -> list[Provider]:
+    def _able(self, now: float, tokens: int, among: list[Provider] | None) -> list[Provider]:
         """Configured providers (of `among`) neither cooling down nor out of quota for this request."""
+        return [p for p in (self.configured if among is None else among) if self._until(p, now, tokens) <= now]
+
+    def _available(self, tokens: int, among: list[Provider] | None = None, step: list[int] | None = None
+                   ) -> tuple[list[Provider], int | None]:
+        """`_able` on the state read afresh; with `step`, the rotation stepped over those in the same round trip."""
         if not self.configured:
             raise NoProviders()
-        now, _ = self.clock(), self._read()
-        available = [p for p in (self.configured if among is None else among) if self._until(p, now, tokens) <= now]
+        stepped = self._read(step)
+        available = self._able(now := self.clock(), tokens, among)
         if not available:
             raise NoProviders("All providers are cooling down; try again later",
                               retry_after=self._back_in(now, tokens, among))
-        return available
+        return available, stepped
 
     def _back_in(self, now: float, tokens: int, among: list[Provider] | None) -> float | None:
         """Seconds until the first provider asked for can serve again (Retry-After); None: not by itself."""
@@ -126,123 +127,27 @@ class Router:
             self._write(slot, circuit)
         return key
 
-    def succeeded(self, provider: Provider, key: int = 1) -> None:
-        self._probing.discard(slot := slots(provider)[key - 1])
-        # Cleared in the store itself, as another worker may have opened it while this answer streamed.
-        self.store.clear(f"circuit:{slot}", partial(self._closed, provider, key, slot), defer=True)
-
-    def _closed(self, provider: Provider, key: int, slot: str, fields: dict[str, str]) -> None:
-        was, self._seen[slot] = Circuit.from_fields(fields), Circuit()
-        if was.openings or was.until:
-            log.info("provider is back", extra={"service": provider.name, **key_label(provider, key)})
-        if was != Circuit():
-            self.events.circuit(slot, Circuit())
-
-    def failed(self, provider: Provider, error: ProviderError, key: int = 1) -> None:
-        self.observe(provider, quota := error.quota, key)
-        # The request was at fault, or asked for what this provider's model lacks: its health is unchanged.
-        if not error.retryable or error.kind == "unsupported":
-            return self.released(provider, key)
-        names = slots(provider)
-        self._probing.discard(slot := names[key - 1])
-        circuit, now = self._read()[slot], self.clock()
-        circuit.reason, circuit.detail = error.kind, ""
-        if error.model_gone:
-            return self._model_gone(provider, self._seen[provider.id])
-        out = quota and quota.out_until_restart  # e.g. credits gone, or the tier has no such model
-        if out or (len(names) > 1 and error.upstream_status in (401, 402, 403)):  # or a pool's key refused
-            circuit.until, circuit.reason = math.inf, quota.reason if out else error.kind
-            who = key_label(provider, key).get("key", provider.name)
-            circuit.detail = f"{who} cannot serve until an operator acts ({circuit.reason}); reset or restart to retry"
-        elif quota and quota.retry_at and quota.retry_at > now:  # the provider said when (a daily reset, say)
-            circuit.until, circuit.reason = quota.retry_at, quota.reason or error.kind
-        elif error.upstream_status == 429:  # busy, not broken: rest it without counting a failure
-            circuit.until = now + (error.retry_after if error.retry_after is not None else self.cooldown)
-        else:
-            circuit.failures += 1
-            if circuit.failures >= self.threshold:
-                circuit.openings += 1
-                circuit.until = now + min(MAX_BACKOFF, self.cooldown * 2 ** (circuit.openings - 1))
-            else:
-                circuit.until = 0.0  # a failed probe's hold is lifted
-        self._write(slot, circuit)
-        if circuit.until > now:
-            log.warning("provider is cooling down", extra={
-                "service": provider.name, "reason": circuit.reason, **key_label(provider, key),
-                "until": None if circuit.until == math.inf else iso(circuit.until)})
-
-    def observe(self, provider: Provider, quota: Quota | None, key: int = 1) -> None:
-        """Keep what an answer said about a key's quota, so the next requests can steer around it."""
-        state = QuotaState.from_quota(quota) if quota else QuotaState()
-        if state.remaining_requests is None and state.remaining_tokens is None:
-            return
-        now, slot = self.clock(), slots(provider)[key - 1]
-        was = self._quotas.get(slot, QuotaState()).exhausted_until(now, 0)
-        self._quotas[slot], until = state, state.exhausted_until(now, 0)
-        # With the request's other writes at its end, unless spent: other requests must steer around that now.
-        self.store.put(f"quota:{slot}", state.fields(), defer=until <= now)
-        if until > now >= was:
-            self.events.quota_exhausted(slot, until, "")
-            log.warning("provider quota exhausted", extra={"service": provider.name, "until": iso(until),
-                                                           **key_label(provider, key)})
-
-    def model_missing(self, provider: Provider, offered_like: list[str]) -> None:
-        circuit = self._read()[provider.id]
-        if circuit.reason == "model_not_found" and circuit.until == math.inf:
-            return  # already out and said so
-        self._model_gone(provider, circuit, offered_like)
-
-    def model_offered(self, provider: Provider) -> None:
-        circuit = self._read()[provider.id]
-        if circuit.reason == "model_not_found":
-            log.info("provider offers its model again", extra={"service": provider.name})
-            self._write(provider.id, Circuit())
-
-    def _model_gone(self, provider: Provider, circuit: Circuit, offered_like: list[str] | None = None) -> None:
-        setting = f"{provider.env_prefix}_MODEL"
-        hint = f"; closest offered: {', '.join(offered_like)}" if offered_like else ""
-        circuit.until, circuit.reason = math.inf, "model_not_found"
-        circuit.detail = f"{provider.name} does not offer model '{provider.model}': set {setting}{hint}"
-        self._write(provider.id, circuit)
-        log.error("configured model is not offered; provider taken out of the rotation", extra={
-            "service": provider.name, "setting": setting, "model": provider.model, "closest": offered_like or []})
-
     def answered_instead(self, provider: Provider) -> None:
         """A failover answered: the rotation goes on after it (an exact order while one is failing)."""
         self.store.set_cursor(ROTATION, self.configured.index(provider))
 
-    def released(self, provider: Provider, key: int = 1) -> None:
-        """A request ended without a verdict (the client left): lift a hold of a probe this process started."""
-        slot = slots(provider)[key - 1]
-        if slot in self._probing and (circuit := self._seen.get(slot)):
-            self._probing.discard(slot)
-            circuit.until = 0.0
-            self._write(slot, circuit)
-
-    def reset(self, provider: Provider) -> None:
-        """An operator's word that the provider is fine again: forget its and all its keys' failures, back-off,
-        "model missing" and last quota, in the state store, so every worker and machine takes it back at once."""
-        was = self.status()[provider.id]
-        for slot in dict.fromkeys([provider.id, *slots(provider)]):  # the provider's and every key's
-            self._probing.discard(slot)
-            self._quotas[slot] = QuotaState()
-            self.store.clear(f"quota:{slot}", lambda fields: None)
-            self._write(slot, Circuit())
-        log.info("provider reset by an operator", extra={
-            "service": provider.name, "was": was["state"], "reason": was.get("reason", "")})
-
     def status(self) -> dict[str, dict]:
         """Per provider id: its state for /health, with what its quota said last."""
-        now, _ = self.clock(), self._read()
+        self._read()
+        now = self.clock()
         return {p.id: pool_state(self._seen[p.id], [(self._seen[s], self._quotas[s]) for s in slots(p)], now)
                 for p in self.providers}
 
-    def _read(self) -> dict[str, Circuit]:
+    def _read(self, step: list[int] | None = None) -> int | None:
+        """The circuits and quotas afresh, into `_seen` and `_quotas`; with `step`, the rotation stepped over
+        those candidates in the same round trip (where it landed)."""
         names = list(dict.fromkeys(name for p in self.providers for name in (p.id, *slots(p))))
-        fields = self.store.read([f"circuit:{name}" for name in names] + [f"quota:{name}" for name in names])
+        fields, stepped = self.store.read_stepping([f"circuit:{name}" for name in names] +
+                                                   [f"quota:{name}" for name in names], ROTATION, step or [],
+                                                   len(self.configured))
         self._seen = {name: Circuit.from_fields(f) for name, f in zip(names, fields[:len(names)])}
         self._quotas = {name: QuotaState.from_fields(f) for name, f in zip(names, fields[len(names):])}
-        return dict(self._seen)
+        return stepped
 
     def _write(self, slot: str, circuit: Circuit) -> None:
         self._seen[slot] = circuit

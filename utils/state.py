@@ -1,11 +1,9 @@
-"""Where the gateway's shared figures live: the round-robin cursor, provider circuits and metrics.
-
-Two stores with the same few primitives over named hashes of numbers and strings (and bounded lists:
-the admin panel's recent requests):
+"""Where the gateway's shared figures live (the round-robin cursor, provider circuits, metrics, the admin
+panel's recent requests): two stores with the same few primitives over named hashes and bounded lists.
 - `LocalStore`, per process (the embedded default: one worker, exact);
-- `RedisStore`, shared by every worker and machine (REDIS_URL). When Redis is unreachable it raises
-  `StateUnavailable` (a 503), or with `fail_open` serves from a per-process `LocalStore` until Redis
-  answers again; the log says so once each way. redis-py reconnects by itself.
+- `RedisStore`, shared by every worker and machine (REDIS_URL). Redis unreachable: `StateUnavailable` (a 503),
+  or with `fail_open` a per-process `LocalStore` until it answers again (redis-py reconnects by itself); the
+  log says so once each way.
 """
 from __future__ import annotations
 
@@ -34,18 +32,12 @@ def defer_writes(store: LocalStore | RedisStore) -> None:
 
 
 def write_deferred() -> None:
-    """Send what this request deferred, in one round trip. Redis away: the store has said so, and these
-    figures are lost, as they would have been if written at once."""
+    """Send what this request deferred, in one round trip (Redis away: the store says so; these are lost)."""
     pending = _deferred.get()
     if pending is not None:
         _deferred.set(None)
         with suppress(StateUnavailable):
             pending[0].apply(pending[1])
-
-
-def next_after(last: int, candidates: list[int], count: int) -> int:
-    """The first of `candidates` (indexes into a ring of `count`) after `last`."""
-    return min(candidates, key=lambda index: (index - last - 1) % count)
 
 
 class LocalStore:
@@ -65,7 +57,8 @@ class LocalStore:
 
     def add_many(self, entries: list[tuple[str, dict[str, float], dict | None, int | None]], *,
                  defer: bool = False) -> None:
-        """Several `add`s (key, amounts, values, ttl) in one step; a hash with a `ttl` (seconds) expires."""
+        """Several `add`s (key, amounts, values, ttl) in one step; a hash with a `ttl` (seconds) expires.
+        `defer` is for Redis (a request's writes at its end, in one round trip): in process nothing waits."""
         now = time.monotonic()
         for key, amounts, values, ttl in entries:
             self.add(key, amounts, values)
@@ -94,11 +87,19 @@ class LocalStore:
         return list(self._lists.get(key, ()))
 
     def read(self, keys: list[str]) -> list[dict[str, str]]:
-        return [{k: str(v) for k, v in self._hashes.get(key, {}).items()} for key in keys]
+        return self.read_stepping(keys, "", [], 0)[0]
+
+    def read_stepping(self, keys: list[str], cursor: str, candidates: list[int], count: int
+                      ) -> tuple[list[dict[str, str]], int | None]:
+        """`read`, and with candidates `advance` the ring `cursor`, in one step (one round trip to Redis)."""
+        hashes = [{k: str(v) for k, v in self._hashes.get(key, {}).items()} for key in keys]
+        return hashes, self.advance(cursor, candidates, count) if candidates else None
 
     def advance(self, key: str, candidates: list[int], count: int) -> int:
-        """Move the ring cursor `key` to the first candidate after it, atomically, and return it."""
-        self._cursors[key] = next_after(self._cursors.get(key, -1), candidates, count)
+        """Move the ring cursor `key` to the first of `candidates` (indexes into a ring of `count`) after it,
+        atomically, and return it."""
+        last = self._cursors.get(key, -1)
+        self._cursors[key] = min(candidates, key=lambda index: (index - last - 1) % count)
         return self._cursors[key]
 
     def set_cursor(self, key: str, index: int) -> None:
@@ -108,15 +109,14 @@ class LocalStore:
         return True
 
 
-# Atomic round-robin step: KEYS[1] the cursor, ARGV[1] the ring size, ARGV[2..] the candidates.
+# Lua run with EVAL, not EVALSHA: redis-py checks a pipeline's scripts with SCRIPT EXISTS, a round trip of its
+# own, and these are short. The atomic round-robin step: KEYS[1] the cursor, ARGV[1] the ring size, ARGV[2..]
+# the candidates.
 _ADVANCE = """
-local last = tonumber(redis.call('GET', KEYS[1]) or '-1')
-local count = tonumber(ARGV[1])
-local best, distance = nil, nil
+local last, count, best, distance = tonumber(redis.call('GET', KEYS[1]) or '-1'), tonumber(ARGV[1]), nil, nil
 for i = 2, #ARGV do
-  local index = tonumber(ARGV[i])
-  local d = (index - last - 1) % count
-  if distance == nil or d < distance then best, distance = index, d end
+  local d = (tonumber(ARGV[i]) - last - 1) % count
+  if distance == nil or d < distance then best, distance = tonumber(ARGV[i]), d end
 end
 redis.call('SET', KEYS[1], best)
 return best
@@ -136,7 +136,6 @@ class RedisStore:
                                                      socket_connect_timeout=2, health_check_interval=30,
                                                      decode_responses=True)
         self._redis = redis.Redis(connection_pool=pool)
-        self._advance = self._redis.register_script(_ADVANCE)
         self._prefix = prefix
         self._fail_open = fail_open
         self._fallback = LocalStore()
@@ -185,38 +184,41 @@ class RedisStore:
         if kind == "add":
             for key, amounts, values, ttl in op[1]:
                 for name, amount in amounts.items():  # by type: a float field refuses HINCRBY, even for 2.0
-                    if isinstance(amount, int):
-                        pipe.hincrby(self._prefix + key, name, amount)
-                    else:
-                        pipe.hincrbyfloat(self._prefix + key, name, amount)
+                    (pipe.hincrby if isinstance(amount, int) else pipe.hincrbyfloat)(self._prefix + key, name, amount)
                 if values:
                     pipe.hset(self._prefix + key, mapping=values)
                 if ttl:
                     pipe.expire(self._prefix + key, ttl)
-        elif kind == "put":  # replaced whole: DEL then HSET, nothing of this pipeline between them
+        elif kind == "put":  # replaced whole: DEL then HSET, in the MULTI/EXEC
             pipe.delete(self._prefix + key)
             pipe.hset(self._prefix + key, mapping=rest[0])
         elif kind == "push":
             pipe.lpush(self._prefix + key, rest[0])
             pipe.ltrim(self._prefix + key, 0, rest[1] - 1)
         else:  # clear
-            pipe.eval(_CLEAR, 1, self._prefix + key)  # the script itself: EVALSHA in a pipeline costs a SCRIPT EXISTS
+            pipe.eval(_CLEAR, 1, self._prefix + key)
             cleared.append((len(pipe) - 1, rest[0]))
 
     def recent(self, key: str) -> list[str]:
         return self._call(lambda: self._redis.lrange(self._prefix + key, 0, -1), lambda: self._fallback.recent(key))
 
     def read(self, keys: list[str]) -> list[dict[str, str]]:
+        return self.read_stepping(keys, "", [], 0)[0]
+
+    def read_stepping(self, keys: list[str], cursor: str, candidates: list[int], count: int
+                      ) -> tuple[list[dict[str, str]], int | None]:
         def run():
             pipe = self._redis.pipeline(transaction=False)
             for key in keys:
                 pipe.hgetall(self._prefix + key)
-            return pipe.execute()
-        return self._call(run, lambda: self._fallback.read(keys))
+            if candidates:
+                pipe.eval(_ADVANCE, 1, self._prefix + cursor, count, *candidates)
+            results = pipe.execute()
+            return results[:len(keys)], int(results[-1]) if candidates else None
+        return self._call(run, lambda: self._fallback.read_stepping(keys, cursor, candidates, count))
 
     def advance(self, key: str, candidates: list[int], count: int) -> int:
-        return self._call(lambda: int(self._advance(keys=[self._prefix + key], args=[count, *candidates])),
-                          lambda: self._fallback.advance(key, candidates, count))
+        return self.read_stepping([], key, candidates, count)[1]
 
     def set_cursor(self, key: str, index: int) -> None:
         self._call(lambda: self._redis.set(self._prefix + key, index),

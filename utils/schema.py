@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 from contextlib import contextmanager
 from functools import lru_cache
-
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from utils.auth import require_master
+from routes.admin import master_only
 from utils.errors import NotFound, ValidationError
 from utils.events import TEST
 from utils.validation import read_json_object
 from utils.webhooks import check_events, check_url
 
 bp = Blueprint("webhooks", __name__, url_prefix="/admin/webhooks")
+bp.before_request(master_only)  # as the rest of /admin
 FIELDS = ("url", "events")
-
-
-@bp.before_request
-def master_only():
-    if request.method == "OPTIONS":  # a browser's CORS preflight carries no key and must get a 2xx
-        return
-    require_master(request, current_app.extensions["settings"])
 
 
 @bp.post("")

@@ -11,7 +11,6 @@ import logging
 import secrets
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -22,7 +21,7 @@ from utils.errors import StateUnavailable, ValidationError
 from utils.keyfields import Policy
 from utils.schema import migrate
 
-from utils.tables import api_keys
+from utils.tables import api_keys, connected, transaction
 from utils.tables import engine as _engine
 
 log = logging.getLogger("gateway")
@@ -206,20 +205,11 @@ class KeyStore:
         except StateUnavailable:
             return False
 
-    @contextmanager
     def _connect(self):
-        """A connection; the database being unreachable is a clear 503, not a 500."""
-        try:
-            with self.engine.connect() as db:
-                yield db
-        except sa.exc.OperationalError:
-            log.error("key database is unreachable")
-            raise StateUnavailable("The key database is unavailable; try again shortly") from None
+        return connected(self.engine)
 
-    @contextmanager
     def _begin(self):
-        with self._connect() as db, db.begin():
-            yield db
+        return transaction(self.engine)
 
     def close(self) -> None:
         self._stop.set()

@@ -3,9 +3,16 @@
 tests/test_migrations.py checks."""
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
+
+from utils.errors import StateUnavailable
+
+log = logging.getLogger("gateway")
 
 metadata = sa.MetaData()
 api_keys = sa.Table(
@@ -75,6 +82,23 @@ webhook_attempts = sa.Table(
     sa.Index("ix_webhook_attempts_webhook", "webhook_id", "id"),
     sa.Index("ix_webhook_attempts_delivery", "delivery_id"),
 )
+
+
+@contextmanager
+def connected(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection to the key database; the database being unreachable is a clear 503, not a 500."""
+    try:
+        with engine.connect() as db:
+            yield db
+    except sa.exc.OperationalError:
+        log.error("key database is unreachable")
+        raise StateUnavailable("The key database is unavailable; try again shortly") from None
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    with connected(engine) as db, db.begin():
+        yield db
 
 
 def engine(url: str) -> sa.Engine:

@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import secrets
-from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
 from utils.clock import iso
-from utils.errors import StateUnavailable, ValidationError
+from utils.errors import ValidationError
 from utils.events import TYPES
-from utils.tables import api_keys, webhook_attempts, webhook_deliveries, webhooks
+from utils.tables import api_keys, connected, transaction, webhook_attempts, webhook_deliveries, webhooks
 
-log = logging.getLogger("gateway")
 
 MAX_URL = 2048
 MAX_WEBHOOKS = 50
@@ -196,17 +193,8 @@ class WebhookStore:
         with self._connect() as db:
             return db.execute(sa.select(api_keys.c.name).where(api_keys.c.key_hash == key_hash)).scalar()
 
-    @contextmanager
     def _connect(self):
-        """A connection; the database being unreachable is a clear 503, not a 500."""
-        try:
-            with self.engine.connect() as db:
-                yield db
-        except sa.exc.OperationalError:
-            log.error("key database is unreachable")
-            raise StateUnavailable("The key database is unavailable; try again shortly") from None
+        return connected(self.engine)
 
-    @contextmanager
     def _begin(self):
-        with self._connect() as db, db.begin():
-            yield db
+        return transaction(self.engine)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 import sqlalchemy as sa
@@ -253,3 +254,34 @@ def test_0002_downgrades_to_0001(database_url):
     with engine.connect() as db:
         assert db.execute(sa.text("SELECT name FROM api_keys")).scalars().all() == [LEGACY_ROW["name"]]
     engine.dispose()
+
+
+# Opens the key database's engine at a given moment (spinning until then, so the openers start together).
+OPENER = """
+import sys, time
+from utils.tables import engine
+print("ready", flush=True)
+moment = float(sys.stdin.readline())
+while time.time() < moment:
+    pass
+with engine(sys.argv[1]).begin() as db:  # and write, as a worker's migration does
+    db.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)")
+    print(db.exec_driver_sql("PRAGMA journal_mode").scalar())
+"""
+
+
+def test_workers_opening_a_new_sqlite_database_at_the_same_moment_all_get_it_in_wal_mode(tmp_path):
+    """Switching a new file to WAL needs it alone for a moment, and SQLite says "database is locked" at once
+    rather than wait: without a retry, one of two workers starting together failed to boot now and then."""
+    for round_ in range(8):
+        url = f"sqlite:///{tmp_path / f'new-{round_}.db'}"
+        openers = [subprocess.Popen([sys.executable, "-c", OPENER, url], cwd=ROOT, stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        for opener in openers:
+            assert opener.stdout.readline() == "ready\n"
+        moment = time.time() + 0.2
+        for opener in openers:
+            opener.stdin.write(f"{moment}\n")
+            opener.stdin.flush()
+        outcomes = [opener.communicate(timeout=60) for opener in openers]
+        assert [(out, err.strip().splitlines()[-1:]) for out, err in outcomes] == [("wal\n", [])] * 2

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -114,12 +116,26 @@ def engine(url: str) -> sa.Engine:
         # WAL lets readers and the usage flusher work side by side; FULL sync makes a created key
         # survive a crash or power loss; busy_timeout waits out another writer instead of failing.
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=5000")
+        wal(cursor)
+        cursor.execute("PRAGMA synchronous=FULL")
         cursor.close()
 
     return engine
+
+
+def wal(cursor, tries: int = 100) -> None:
+    """Switch the database to WAL. Two workers opening a new database at once: the switch needs a moment alone
+    with the file, and SQLite answers "database is locked" at once instead of waiting (busy_timeout does not
+    apply to it), which stopped a worker from booting; so it is tried again for a few seconds."""
+    for attempt in range(tries):
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == tries - 1:
+                raise
+            time.sleep(0.05)
 
 
 def unopenable(exc: Exception) -> str:

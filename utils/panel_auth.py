@@ -45,6 +45,12 @@ class PanelSessions(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return request.is_secure
 
+    def open_session(self, app: Flask, request):
+        # Only /admin, where the cookie is sent, has a session: the API's requests skip the signer's set-up.
+        if not request.path.startswith("/admin"):
+            return self.null_session_class()
+        return super().open_session(app, request)
+
 
 class Throttle:
     """Wrong master keys per client address, in a moving minute: shared by every worker through Redis

@@ -311,7 +311,7 @@ def test_a_short_secret_key_stops_start_up_without_echoing_it():
 def test_without_a_master_key_the_panel_is_closed(make_app):
     client = make_app(master_api_key=None).test_client()
     assert "The panel is closed" in text(client.get("/admin/"))
-    with client.session_transaction() as session:
+    with client.session_transaction("/admin/") as session:
         session["csrf"] = "token"
     refused = client.post("/admin/panel/sign-in", data={"csrf_token": "token", "master_key": ""})
     assert refused.status_code == 403 and "The panel is closed" in text(refused)

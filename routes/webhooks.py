@@ -27,7 +27,7 @@ def create_webhook():
     webhook, secret = ext["webhooks"].create(url, events, ext["events"].clock())
     ext["deliverer"].start()
     # The secret is shown this once: no cache along the way may keep a copy.
-    return jsonify({"success": True, "webhook": webhook, "secret": secret}), 201, {"Cache-Control": "no-store"}
+    return jsonify({"success": True, "webhook": webhook, "secret": secret}), {"Cache-Control": "no-store"}
 
 
 @bp.get("")
@@ -50,7 +50,7 @@ def test_webhook(webhook_id: str):
     if not queued:
         raise NotFound("Webhook not found")
     ext["deliverer"].wake()
-    return jsonify({"success": True, "deliveryId": queued[0]}), 202
+    return jsonify({"success": True, "deliveryId": queued[0]})
 
 
 @bp.get("/<webhook_id>/deliveries")

@@ -57,7 +57,7 @@ def client(app):
 
 def register(client, url: str, events=("*",)) -> tuple[str, str]:
     response = client.post("/admin/webhooks", json={"url": url, "events": list(events)}, headers=ADMIN)
-    assert response.status_code == 201, response.json
+    assert response.status_code == 200, response.json
     return response.json["webhook"]["id"], response.json["secret"]
 
 
@@ -78,7 +78,7 @@ def data_of(row: dict) -> dict:
 def test_registering_a_webhook_shows_its_secret_once(client, receiver):
     response = client.post("/admin/webhooks", json={"url": receiver.url, "events": ["key.created", "provider.down"]},
                            headers=ADMIN)
-    assert response.status_code == 201 and response.headers["Cache-Control"] == "no-store"
+    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
     body = response.json
     assert set(body) == {"success", "webhook", "secret"} and body["success"] is True
     assert set(body["webhook"]) == {"id", "url", "events", "createdAt"}
@@ -222,7 +222,7 @@ def test_the_test_endpoint_sends_webhook_test_to_that_webhook_alone(client, rece
         webhook_id, secret = register(client, receiver.url, ["key.created"])
         register(client, other.url, ["*"])
         response = client.post(f"/admin/webhooks/{webhook_id}/test", headers=ADMIN)
-        assert response.status_code == 202 and response.json["deliveryId"].startswith("msg_")
+        assert response.status_code == 200 and response.json["deliveryId"].startswith("msg_")
         assert receiver.wait_for(lambda r: r.received)
         event = standardwebhooks.Webhook(secret).verify(receiver.received[0].body, receiver.received[0].headers)
         assert (event["type"], event["data"]) == ("webhook.test", {"webhookId": webhook_id})

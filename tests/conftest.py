@@ -50,7 +50,8 @@ def make_settings(fake, tmp_path):
         configured = tuple(
             ProviderSettings(p.id, f"{p.id}-secret", fake.base_url(p.id), p.model) if p.id in providers else p
             for p in default_providers())
-        defaults = {"master_api_key": MASTER, "public_api_keys": (PUBLIC,),
+        # A SECRET_KEY of its own: unset, an app on PostgreSQL would make one in data/ of the working directory.
+        defaults = {"master_api_key": MASTER, "public_api_keys": (PUBLIC,), "secret_key": "s" * 32,
                     "database_url": f"sqlite:///{tmp_path / 'keys.db'}"}
         return Settings(providers=configured, **{**defaults, **overrides})
     return make

@@ -101,7 +101,8 @@ def forked_gunicorn(args: list[str], env: dict, log_path: Path) -> Forked:
 
 class Gateway:
     def __init__(self, env: dict, tmp_path: Path, workers: int = 1, name: str = "gateway"):
-        self.env = {**{name: "" for name in SETTINGS}, "MASTER_API_KEY": MASTER_KEY,
+        # SECRET_KEY set: unset, a gateway on PostgreSQL would keep one in data/ of the repository.
+        self.env = {**{name: "" for name in SETTINGS}, "MASTER_API_KEY": MASTER_KEY, "SECRET_KEY": "g" * 32,
                     "DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}", **env}
         self.workers = workers
         self.log_path = tmp_path / f"{name}.log"

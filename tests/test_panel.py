@@ -337,7 +337,7 @@ def test_two_workers_on_one_redis_share_sessions_and_the_count_of_wrong_master_k
 def test_under_gunicorn_every_worker_signs_with_the_one_secret_made_on_first_start(start_gateway, tmp_path):
     if not redis_answers():
         pytest.skip("Redis is not answering on 127.0.0.1:6379 (two workers need it)")
-    gateway = start_gateway(providers=["groq"], workers=2, REDIS_URL=REDIS_URL)
+    gateway = start_gateway(providers=["groq"], workers=2, REDIS_URL=REDIS_URL, SECRET_KEY="")
     browser = requests.Session()
     form = browser.get(f"{gateway.url}/admin/", timeout=10).text
     signed = browser.post(f"{gateway.url}/admin/panel/sign-in", timeout=10, allow_redirects=False, data={

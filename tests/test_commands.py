@@ -88,7 +88,7 @@ def used_keys(app) -> list[str]:
     """Two keys, one of them with usage written to the database."""
     keys = [cli(app, "keys", "create", name).stdout.strip() for name in ("alice", "bob")]
     store = app.extensions["keys"]
-    store.record_use(hash_key(keys[0]), prompt_tokens=5, completion_tokens=50)
+    store.record_use(hash_key(keys[0]), prompt_tokens=5, completion_tokens=50, provider="groq")
     store.flush()
     return keys
 
@@ -100,6 +100,11 @@ def test_db_copy_copies_every_key_with_its_usage_into_another_database(app, tmp_
     target = KeyStore(f"sqlite:///{tmp_path / 'copy.db'}")
     assert target.list() == admin_keys(app)
     assert all(target.is_valid(hash_key(key)) for key in keys)
+    # The daily rows too: /admin/usage and the keys' budgets read them.
+    daily = app.extensions["keys"].usage_report("2000-01-01", "2999-12-31", None, None)
+    assert [(row["keyName"], row["provider"], row["requests"], row["completionTokens"]) for row in daily] == [
+        ("alice", "groq", 1, 50)]
+    assert target.usage_report("2000-01-01", "2999-12-31", None, None) == daily
     target.close()
 
 

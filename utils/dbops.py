@@ -8,16 +8,17 @@ import sqlite3
 import sqlalchemy as sa
 
 from utils.keys import ID_CHARS, KeyStore
-from utils.tables import api_keys, webhook_deliveries, webhooks
+from utils.tables import api_keys, key_usage_daily, webhook_deliveries, webhooks
 
 
 def copy_keys(source: sa.Engine, target_url: str) -> tuple[int, list[str]]:
-    """Copy every key, with its usage, from `source` into the database at `target_url`, migrating that one
-    first. A key already there is left as it is (its usage there may be newer): returns how many keys were
-    copied and the ids of those skipped. The webhooks not there yet come too, with what they have still to
+    """Copy every key, with its usage (totals and the daily rows that reports and budgets read), from `source`
+    into the database at `target_url`, migrating that one first. A key already there is left as it is, its
+    daily usage too (there it may be newer): returns how many keys were copied and the ids of those skipped. The webhooks not there yet come too, with what they have still to
     send. One transaction on the target: all of them or none."""
     with source.connect() as db:
         rows = [dict(row) for row in db.execute(sa.select(api_keys)).mappings()]
+        daily = [dict(row) for row in db.execute(sa.select(key_usage_daily)).mappings()]
         hooks = [dict(row) for row in db.execute(sa.select(webhooks)).mappings()]
         pending = [{**row, "locked_until": 0.0} for row in db.execute(
             sa.select(webhook_deliveries).where(webhook_deliveries.c.status == "pending")).mappings()]
@@ -28,6 +29,9 @@ def copy_keys(source: sa.Engine, target_url: str) -> tuple[int, list[str]]:
             new = [row for row in rows if row["key_hash"] not in present]
             if new:
                 db.execute(api_keys.insert(), new)
+            days = [row for row in daily if row["key_hash"] not in present]
+            if days:
+                db.execute(key_usage_daily.insert(), days)
             there = set(db.execute(sa.select(webhooks.c.id)).scalars())
             hooks = [hook for hook in hooks if hook["id"] not in there]
             pending = [row for row in pending if row["webhook_id"] not in there]

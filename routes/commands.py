@@ -2,7 +2,7 @@
 the same settings (.env, environment) as the server. They call what the admin API calls, on the app the
 factory built: its key store, its router, its state store.
 
-    keys create NAME | keys list [--json] | keys revoke ID_OR_KEY
+    keys create NAME [--policy JSON] | keys update ID --policy JSON | keys list [--json] | keys revoke ID_OR_KEY
     db upgrade | db copy --to URL | db backup PATH
     providers reset ID
 """
@@ -16,10 +16,10 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import AppGroup
 
-from routes.admin import health_entry
+from routes.admin import change_key, health_entry, new_key
 from utils.dbops import backup_sqlite, copy_keys
 from utils.errors import GatewayError
-from utils.keys import ID_CHARS, check_name, hash_key
+from utils.keys import ID_CHARS
 from utils.schema import migrate
 from utils.settings import SettingsError, load_settings
 
@@ -48,16 +48,40 @@ def shown(url: str) -> str:
     return sa.make_url(url).render_as_string(hide_password=True)
 
 
+# A key's policy as POST /admin/keys and PATCH /admin/keys/<id> take it, checked by the same code.
+POLICY = click.option("--policy", "policy_json", metavar="JSON", help='Policy fields as the admin API takes them, e.g. '
+                      '\'{"limits": {"requestsPerDay": 100}, "expiresAt": "2027-01-01T00:00:00Z"}\'.')
+
+
+def policy(text: str | None) -> dict:
+    try:
+        body = json.loads(text) if text else {}
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON ({exc})", param_hint="--policy") from None
+    if not isinstance(body, dict):
+        raise click.BadParameter("must be a JSON object", param_hint="--policy")
+    return body
+
+
 @keys.command("create")
 @click.argument("name")
+@POLICY
 @plainly
-def create_key(name: str):
+def create_key(name: str, policy_json: str | None):
     """Create a key named NAME and print it (shown this once; only its hash is kept)."""
-    name = check_name(name)
-    key = current_app.extensions["keys"].create(name)
-    current_app.extensions["events"].key_created(hash_key(key), name)
+    key, _ = new_key({**policy(policy_json), "name": name})
     click.echo(key)
     click.echo("Keep it now: it is shown only once.", err=True)
+
+
+@keys.command("update")
+@click.argument("key_id")
+@POLICY
+@plainly
+def update_key(key_id: str, policy_json: str | None):
+    """Change the policy (or `name`) of the key with id KEY_ID: a field set to null clears it. Prints the key as
+    `keys list --json` shows it."""
+    click.echo(json.dumps(change_key(key_id, policy(policy_json)), indent=2))
 
 
 @keys.command("list")

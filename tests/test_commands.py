@@ -93,6 +93,29 @@ def used_keys(app) -> list[str]:
     return keys
 
 
+def test_keys_create_and_update_take_the_policy_the_admin_api_takes(app):
+    created = cli(app, "keys", "create", "carol", "--policy", '{"note": "trial", "limits": {"requestsPerDay": 2}}')
+    assert created.exit_code == 0, created.output
+    [shown] = admin_keys(app)
+    assert (shown["name"], shown["note"], shown["limits"]) == ("carol", "trial", {"requestsPerDay": 2})
+    updated = cli(app, "keys", "update", shown["id"], "--policy", '{"limits": null, "expiresAt": "2099-01-01T00:00:00Z"}')
+    assert updated.exit_code == 0, updated.output
+    assert json.loads(updated.stdout) == admin_keys(app)[0]
+    assert (admin_keys(app)[0]["limits"], admin_keys(app)[0]["expiresAt"]) == (None, "2099-01-01T00:00:00.000Z")
+
+
+@pytest.mark.parametrize("args, status, says", [
+    (["keys", "create", "dave", "--policy", "{not json"], 2, "Invalid value for --policy: not JSON"),
+    (["keys", "create", "dave", "--policy", "[1]"], 2, "Invalid value for --policy: must be a JSON object"),
+    (["keys", "create", "dave", "--policy", '{"requestsPerDay": 3}'], 1, "Error: Unknown field 'requestsPerDay'"),
+    (["keys", "update", "000000000000", "--policy", '{"note": "x"}'], 1, "Error: API key not found"),
+])
+def test_a_wrong_policy_on_the_command_line_is_named_and_nothing_is_made(app, args, status, says):
+    result = cli(app, *args)
+    assert result.exit_code == status and says in result.output
+    assert admin_keys(app) == []
+
+
 def test_db_copy_copies_every_key_with_its_usage_into_another_database(app, tmp_path):
     keys = used_keys(app)
     result = cli(app, "db", "copy", "--to", str(tmp_path / "copy.db"))  # a bare path, as DATABASE_URL takes

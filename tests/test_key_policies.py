@@ -67,12 +67,14 @@ def test_fields_are_stored_shown_patched_and_cleared(client):
     ({"expiresAt": "tomorrow"}, "expiresAt"), ({"allowedProviders": ["nope"]}, "allowedProviders"),
     ({"allowedModels": ["groq"]}, "allowedModels"), ({"limits": {"requestsPerDay": 0}}, "limits.requestsPerDay"),
     ({"limits": {"rateLimit": {"max": 1}}}, "limits.rateLimit"), ({"limits": {"bogus": 1}}, "limits"),
-    ({"enabled": "yes"}, "enabled"), ({"note": 5}, "note"),
+    ({"enabled": "yes"}, "enabled"), ({"note": 5}, "note"), ({"expires_at": "2099-01-01T00:00:00Z"}, "expires_at"),
+    ({"requestsPerDay": 3}, "requestsPerDay"),
 ])
 def test_a_wrong_field_is_a_400_naming_it(client, body, field):
     response = client.post("/admin/keys", json={"name": "k", **body}, headers=MASTER_HEADERS)
     assert response.status_code == 400
     assert field in response.json["error"]
+    assert client.get("/admin/keys", headers=MASTER_HEADERS).json["keys"] == []  # nothing made by half
 
 
 def test_a_disabled_or_expired_key_is_refused(client):

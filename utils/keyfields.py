@@ -54,7 +54,12 @@ def public(row, now: float) -> dict:
 
 
 def parse(body: dict, provider_ids: set[str]) -> dict:
-    """The columns to write for the policy fields present in `body`."""
+    """The columns to write for the policy fields present in `body` (a key's `name` aside). A field a key does
+    not have is refused by name, not dropped."""
+    unknown = sorted(set(body) - set(FIELDS) - {"name"})
+    if unknown:
+        raise ValidationError(f"Unknown field '{unknown[0][:100]}'; a key has only: name, {', '.join(FIELDS)}",
+                              param=unknown[0][:100])
     values = {}
     if "note" in body:
         values["note"] = _note(body["note"])

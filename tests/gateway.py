@@ -87,9 +87,13 @@ class Forked:
 _server: list[subprocess.Popen] = []
 
 
-def forked_gunicorn(args: list[str], env: dict, log_path: Path) -> Forked:
+def forked_gunicorn(args: list[str], env: dict, log_path: Path) -> Forked | subprocess.Popen:
     """`python -m gunicorn <args>` in the repository with `env`, its output to `log_path`, forked from this test
-    process's fork server (started on first use; it stops when its stdin closes, with this process)."""
+    process's fork server (started on first use; it stops when its stdin closes, with this process). Where the
+    system cannot watch another process's child (no pidfd: not Linux), a new interpreter as before."""
+    if not hasattr(os, "pidfd_open"):
+        return subprocess.Popen([sys.executable, "-m", "gunicorn", *args], cwd=ROOT, env=env,
+                                stdout=log_path.open("ab"), stderr=subprocess.STDOUT)
     if not _server or _server[0].poll() is not None:
         _server[:] = [subprocess.Popen([sys.executable, "-m", "tests.forkserver"], cwd=ROOT, stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, text=True)]

@@ -99,6 +99,8 @@ def test_registering_a_webhook_shows_its_secret_once(client, receiver):
     ("https://token@example.com/hook", "url must not contain credentials"),
     ("https:///hook", "url must name a host"),
     ("https://example.com:99999/", "url has a malformed port"),
+    (" HTTP://YLeR]_.A", "url is not a valid URL"),  # found by tests/test_schema_fuzz.py: was a 500
+    ("http://[::1/hook", "url is not a valid URL"),
     ("https://example.com/a b", "url must not contain spaces"),
     ("https://example.com/" + "a" * 2100, "url must be at most 2048 characters"),
     ("", "url must be a non-empty string"),

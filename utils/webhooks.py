@@ -38,7 +38,10 @@ def check_url(url) -> str:
         raise ValidationError(f"url must be at most {MAX_URL} characters", param="url")
     if not url.isprintable() or " " in url:
         raise ValidationError("url must not contain spaces or control characters", param="url")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced [ or ] in the host, say
+        raise ValidationError("url is not a valid URL (its host is malformed)", param="url") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise ValidationError("url must start with http:// or https://", param="url")
     if parts.username is not None or parts.password is not None:

@@ -179,8 +179,10 @@ def test_a_rejected_url_is_not_echoed_so_its_password_stays_out_of_the_message(n
 @pytest.mark.parametrize("name, value", [
     ("GROQ_BASE_URL", "https://api.groq.com:openai/v1"),
     ("REDIS_URL", "redis://:secret@cache.test:notaport/0"),
+    ("GEMINI_BASE_URL", "https://[generativelanguage.googleapis.com/v1beta"),
+    ("REDIS_URL", "redis://:secret@[cache.test:6379/0"),
 ])
-def test_a_url_with_a_malformed_port_stops_start_up(name, value):
+def test_a_url_with_a_malformed_port_or_host_stops_start_up(name, value):
     # DESIGN.md: a malformed URL stops start-up with one line naming it (not the first request).
     with pytest.raises(SettingsError) as caught:
         load_settings({name: value})

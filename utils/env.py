@@ -80,7 +80,10 @@ class Env:
         value = self.str(name)
         if value is None:
             return default
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # an unbalanced [ or ] in the host
+            raise SettingsError(f"{name} has a malformed host") from None
         try:
             parts.port  # noqa: B018 - reading it validates it
         except ValueError:

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 
 from app import create_app
@@ -130,3 +132,14 @@ def postgres_url():
     """A fresh PostgreSQL database for one test, dropped afterwards (skip with `needs_postgres`)."""
     with fresh_postgres() as url:
         yield url
+
+
+@pytest.fixture
+def gateway_log(caplog):
+    """pytest's caplog on the gateway logger, at INFO. Once an app has configured that logger it writes its own
+    JSON lines and stops passing records to the root, where caplog listens: here it passes them on again."""
+    logger = logging.getLogger("gateway")
+    propagate, logger.propagate = logger.propagate, True
+    with caplog.at_level(logging.INFO, logger="gateway"):
+        yield caplog
+    logger.propagate = propagate

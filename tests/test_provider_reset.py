@@ -3,7 +3,6 @@
 an exhausted quota) is forgotten, on every worker sharing the state store."""
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 
@@ -34,27 +33,6 @@ class StandIn:
 
 
 A, B = StandIn("a"), StandIn("b")
-
-
-class Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
-@pytest.fixture
-def gateway_log():
-    """What the gateway logger writes (it does not propagate to the root once an app configured it)."""
-    logger, records = logging.getLogger("gateway"), Records()
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(records)
-    yield records.records
-    logger.removeHandler(records)
-    logger.setLevel(level)
 
 
 @pytest.mark.parametrize("take_out", [
@@ -108,7 +86,7 @@ def test_a_reset_logs_one_line_naming_the_provider_and_what_it_was(make_router, 
     router.failed(B, MODEL_GONE)
     gateway_log.clear()
     router.reset(B)
-    [record] = gateway_log
+    [record] = gateway_log.records
     assert (record.levelname, record.getMessage(), record.service, record.was, record.reason) == (
         "INFO", "provider reset by an operator", "Stand-in", "cooling_down", "model_not_found")
 

@@ -129,8 +129,9 @@ def embed_texts(texts: list[str], named: str | None, model: str | None, dimensio
         if provider.settings.embedding_model:
             return None
         return f"{provider.name} ({provider.id}) has no embedding model (set {provider.env_prefix}_EMBEDDING_MODEL)"
-    providers = plan_among(cannot_embed, named, False, sum(len(text) for text in texts) // 4)
-    release = admit(sum(len(text) for text in texts) // 4)
+    tokens = sum(len(text) for text in texts) // 4  # about four characters a token, as for chat
+    providers = plan_among(cannot_embed, named, False, tokens)
+    release = admit(tokens)
     try:
         provider, result, attempts = current_app.extensions["relay"].embeddings(
             texts, providers, model=model, dimensions=dimensions, key_hash=g.caller.key_hash)

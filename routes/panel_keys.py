@@ -61,7 +61,10 @@ def save_key(key_id: str):
 
 @bp.post("/panel/keys/<key_id>/enabled")
 def set_enabled(key_id: str):
-    enabled = request.form.get("enabled") == "true"
+    # Anything but the form's own two values is refused, not read as "disable".
+    enabled = {"true": True, "false": False}.get(request.form.get("enabled", ""))
+    if enabled is None:
+        raise ValidationError("enabled must be true or false", param="enabled")
     saved = change_key(key_id, {"enabled": enabled})
     flash(f"Key '{saved['name']}' is {'enabled' if enabled else 'disabled'}.")
     return redirect(url_for("panel_keys.keys"), 303)

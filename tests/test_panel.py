@@ -224,6 +224,8 @@ def test_disable_enable_and_revoke_after_confirming(admin):
     assert ">Enable</button>" in text(admin.get("/admin/panel/keys"))
     admin.post(f"/admin/panel/keys/{key_id}/enabled", data={"csrf_token": csrf, "enabled": "true"})
     assert chat(admin, key).status_code == 200
+    odd = admin.post(f"/admin/panel/keys/{key_id}/enabled", data={"csrf_token": csrf, "enabled": "maybe"})
+    assert odd.status_code == 400 and chat(admin, key).status_code == 200  # not read as "disable"
     confirm = admin.get(f"/admin/panel/keys/{key_id}/revoke")
     assert ">Revoke</button>" in text(confirm) and admin.application.extensions["keys"].list() != []
     revoked = admin.post(f"/admin/panel/keys/{key_id}/revoke", data={"csrf_token": csrf})

@@ -14,7 +14,7 @@ from tests.gateway import ROOT, SETTINGS, free_port, wait_until
 def status_with(url: str, key: str) -> int:
     try:
         return requests.get(f"{url}/admin/keys", headers={"X-API-Key": key}, timeout=5).status_code
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # not up yet: a worker still booting holds the request
         return 0
 
 

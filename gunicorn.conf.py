@@ -91,6 +91,16 @@ def on_starting(server):
                  "its own rate limits, rotation and metrics. Set REDIS_URL or use one worker.")
 
 
+def post_fork(server, worker):
+    """A new worker keeps the master's signal handlers, which only queue the signal for the master's loop, until it
+    installs its own after gevent has patched the standard library. A stop (SIGTERM, SIGINT, SIGQUIT) landing in
+    that window, as it does when the gateway is stopped just after a HUP, was lost: the worker booted and served on
+    until the master killed it at graceful_timeout, 30 s later. A worker that has not booted serves nothing yet, so
+    until then these signals stop it at once."""
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def post_worker_init(worker):
     """Ctrl-C reaches a worker twice: the terminal's SIGINT and the master's SIGQUIT. gunicorn's gevent worker
     answers each by spawning a greenlet that ends in sys.exit(0); the second one runs while the interpreter is

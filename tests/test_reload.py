@@ -1,10 +1,12 @@
 """gunicorn's HUP (`systemctl reload`) re-reads .env: a rotated master key takes effect without a restart, and a
 wrong value is refused in one line while the gateway keeps serving with what it had."""
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 
@@ -53,3 +55,50 @@ def test_hup_applies_a_rotated_key_from_env_and_refuses_a_wrong_value(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+
+def test_a_stop_right_after_a_hup_ends_the_worker_still_booting(tmp_path):
+    """SIGTERM just after a HUP can land on the new worker before it has installed its own signal handlers. It
+    must stop that worker at once, not leave it to boot and serve until the master kills it at graceful_timeout
+    (30 s later). The window is a few milliseconds; a copy of gunicorn.conf.py widens it to seconds."""
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text((ROOT / "gunicorn.conf.py").read_text() + (
+        "\n_post_fork = post_fork\n\n"
+        "def post_fork(server, worker):\n"
+        "    _post_fork(server, worker)\n"
+        "    if worker.age > 1:  # the workers a HUP starts boot slowly\n"
+        "        __import__('time').sleep(5)\n"))
+    port = free_port()
+    env = {**os.environ, **{name: "" for name in SETTINGS}, "MASTER_API_KEY": "master-key", "SECRET_KEY": "s" * 32,
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}", "PORT": str(port), "WEB_CONCURRENCY": "1"}
+    log = tmp_path / "gateway.log"
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(conf), "--bind", f"127.0.0.1:{port}"],
+                               cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        assert wait_until(lambda: status_with(f"http://127.0.0.1:{port}", "master-key") == 200, timeout=20), \
+            log.read_text()
+        before = workers(process.pid)
+        process.send_signal(signal.SIGHUP)
+        # The master forks the new worker once it has checked the new settings; the stop comes while it boots.
+        assert wait_until(lambda: workers(process.pid) - before, timeout=20), log.read_text()
+        process.terminate()
+        assert process.wait(timeout=15) == 0, log.read_text()
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # all ended
+            os.killpg(process.pid, signal.SIGKILL)  # the master, and any worker it left behind
+        process.wait()
+
+
+def workers(master: int) -> set[str]:
+    """The master's workers: its children other than the settings check a HUP runs."""
+    found = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return {pid for pid in found if "utils.settings" not in command_line(pid)}
+
+
+def command_line(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text(errors="replace")
+    except FileNotFoundError:  # it has ended: not a worker to wait for
+        return "utils.settings"

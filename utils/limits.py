@@ -25,7 +25,7 @@ class OneTripRedisStorage(RedisStorage):
     the window's TTL, and the count and reset it saw answer the request's own `get_window_stats` (the limit
     headers) instead of a GET and a TTL. Another request's view of the window still asks Redis."""
 
-    STORAGE_SCHEME = [SCHEME + scheme for scheme in RedisStorage.STORAGE_SCHEME]
+    STORAGE_SCHEME = tuple(SCHEME + scheme for scheme in RedisStorage.STORAGE_SCHEME)  # limits registers it
     # limits' incr_expire.lua, returning the TTL with the count.
     SCRIPT = """
 local current = redis.call('INCRBY', KEYS[1], ARGV[2])

@@ -3,7 +3,9 @@
 goes through the admin API's own functions (routes/admin.py), so the page and the API never disagree."""
 from __future__ import annotations
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+import secrets
+
+from flask import current_app, flash, redirect, render_template, request, session, url_for
 
 from routes.admin import change_key, new_key
 from routes.panel_base import blueprint
@@ -11,6 +13,10 @@ from routes.panel_forms import LIMIT_LABELS, explained, form_values, policy_from
 from utils.errors import NotFound, ValidationError
 
 bp = blueprint("panel_keys", __name__)
+
+# A key just made, kept for the page the browser is sent to next (so reloading that page cannot post the form
+# again): split between a one-time pad in the state store and the key masked by it in the session cookie.
+NEW_KEY, NEW_KEY_SECONDS = "panel-new-key:", 60
 
 
 def listed(key_id: str) -> dict:
@@ -27,7 +33,13 @@ def keys_page(status: int = 200, **shown):
 
 @bp.get("/panel/keys")
 def keys():
-    return keys_page()
+    handed = take_new_key()
+    if handed is None:
+        return keys_page()
+    key, key_id = handed
+    name = next((k["name"] for k in current_app.extensions["keys"].list() if k["id"] == key_id), "")
+    # Shown in this answer alone (it is no-store): the list shows it masked from now on.
+    return keys_page(new_key=key, new_key_name=name)
 
 
 @bp.post("/panel/keys")
@@ -37,8 +49,30 @@ def create_key():
         key, key_id = new_key({"name": name})
     except ValidationError as error:
         return keys_page(400, error=explained(error), name=name)
-    # Shown in this answer alone (it is no-store): the list shows it masked from now on.
-    return keys_page(new_key=key, new_key_name=listed(key_id)["name"])
+    hand_new_key(key, key_id)
+    return redirect(url_for("panel_keys.keys"), 303)
+
+
+def hand_new_key(key: str, key_id: str) -> None:
+    pad = secrets.token_bytes(len(key))
+    current_app.extensions["store"].add_many([(NEW_KEY + session["sid"], {}, {"pad": pad.hex(), "id": key_id},
+                                               NEW_KEY_SECONDS)])
+    session["new_key"] = _xor(key.encode(), pad).hex()
+
+
+def take_new_key() -> tuple[str, str] | None:
+    """The key hand_new_key kept, once: the pad is gone after this (or after a minute)."""
+    masked, kept = session.pop("new_key", None), {}
+    if not isinstance(masked, str):
+        return None
+    current_app.extensions["store"].clear(NEW_KEY + session["sid"], kept.update)
+    if "pad" not in kept:
+        return None
+    return _xor(bytes.fromhex(masked), bytes.fromhex(kept["pad"])).decode(), kept["id"]
+
+
+def _xor(data: bytes, pad: bytes) -> bytes:
+    return bytes(a ^ b for a, b in zip(data, pad, strict=True))
 
 
 @bp.get("/panel/keys/<key_id>/edit")

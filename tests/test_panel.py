@@ -51,7 +51,8 @@ def admin(app):
 
 def create(admin, name="alice"):
     """A key made through the panel: the page that shows it, the key, and its listed id."""
-    page = admin.post("/admin/panel/keys", data={"csrf_token": token(admin.get("/admin/panel/keys")), "name": name})
+    page = admin.post("/admin/panel/keys", data={"csrf_token": token(admin.get("/admin/panel/keys")), "name": name},
+                      follow_redirects=True)
     key = re.search(r'id="new-key"[^>]*>(sk_[0-9a-f]+)</textarea>', text(page)).group(1)
     key_id = admin.application.extensions["keys"].list()[-1]["id"]
     return page, key, key_id
@@ -184,6 +185,21 @@ def test_a_new_key_is_shown_once_with_a_copy_button_then_only_masked(admin):
     listed = text(admin.get("/admin/panel/keys"))
     assert key not in listed and f"{key[:7]}...{key[-4:]}" in listed
     assert chat(admin, key).status_code == 200
+
+
+def test_creating_a_key_redirects_so_a_reload_neither_posts_again_nor_shows_it_again(admin, app):
+    made = admin.post("/admin/panel/keys", data={"csrf_token": token(admin.get("/admin/panel/keys")), "name": "al"})
+    assert (made.status_code, made.headers["Location"]) == (303, "/admin/panel/keys")
+    # Until that page shows it, the browser's cookie holds the key only masked (the pad is in the state store).
+    held = json.dumps(app.session_interface.get_signing_serializer(app).loads(
+        admin.get_cookie("gateway_admin", path="/admin").value))
+    shown = admin.get("/admin/panel/keys")
+    key = re.search(r'id="new-key"[^>]*>(sk_[0-9a-f]+)</textarea>', text(shown)).group(1)
+    assert "new_key" in held and key not in held and key.encode().hex() not in held
+    assert "Key created for “al”" in text(shown)
+    assert [k["name"] for k in app.extensions["keys"].list()] == ["al"]
+    again = text(admin.get("/admin/panel/keys"))
+    assert key not in again and 'id="new-key"' not in again
 
 
 def test_a_name_the_api_refuses_is_refused_here_with_its_words(admin, app):

@@ -170,6 +170,14 @@ def test_a_new_key_is_shown_once_copied_and_then_masked(signed_in, gateway):
     shot(browser, "06-keys-masked")
 
 
+def test_reloading_the_page_that_shows_a_new_key_neither_shows_it_again_nor_makes_another(signed_in):
+    browser = signed_in
+    key = create_key(browser, "alma")
+    loads(browser, browser.refresh)
+    assert key not in browser.page_source and not browser.find_elements(By.ID, "new-key")
+    assert len(browser.find_elements(By.XPATH, "//span[@class='name' and text()='alma']")) == 1
+
+
 def test_a_key_in_use_shows_its_usage_and_the_overview_rises_by_itself(signed_in, gateway):
     browser = signed_in
     key = create_key(browser, "bob")
@@ -260,12 +268,32 @@ def test_a_form_posted_without_its_csrf_token_is_refused(signed_in):
     assert "mallory" not in browser.find_element(By.TAG_NAME, "main").text
 
 
+def on_a_phone(browser, width: int = 390) -> None:
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": width, "height": 844,
+                                                                    "deviceScaleFactor": 1, "mobile": True})
+
+
+def test_a_long_name_without_spaces_wraps_on_a_phone_instead_of_widening_the_page(signed_in):
+    browser, name = signed_in, "x" * 80
+    on_a_phone(browser, 320)
+    try:
+        create_key(browser, name)
+        widths = {"new key": browser.execute_script("return document.documentElement.scrollWidth")}
+        for action in ("Edit", "Revoke"):
+            go(browser, "Keys")
+            click(browser, button(row(browser, name), action))
+            widths[action] = browser.execute_script("return document.documentElement.scrollWidth")
+        shot(browser, "17-phone-long-name")
+        assert widths == {"new key": 320, "Edit": 320, "Revoke": 320}
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def test_the_panel_fits_a_phone_in_dark_mode_and_stays_light(signed_in):
     browser = signed_in
     browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme",
                                                                           "value": "dark"}]})
-    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {"width": 390, "height": 844,
-                                                                    "deviceScaleFactor": 1, "mobile": True})
+    on_a_phone(browser)
     try:
         for page in ("Overview", "Keys", "Usage", "Requests"):
             go(browser, page)

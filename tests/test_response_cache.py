@@ -363,3 +363,20 @@ def test_an_answer_with_more_tool_calls_than_an_entry_holds_is_not_stored(client
         response = v1(client, temperature=0, tools=tools)
         assert response.headers["X-Cache"] == "MISS"
         assert len(response.json["choices"][0]["message"]["tool_calls"]) == MAX_TOOL_CALLS + 1
+
+
+def nested_tools_body(depth: int) -> str:
+    """A /v1 body whose one tool's parameters nest `depth` objects deep (sent as text: the test client's own
+    encoder would give up first)."""
+    schema = '{"a":' * depth + "{}" + "}" * depth
+    return ('{"messages":[{"role":"user","content":"hi"}],"temperature":0,"tools":[{"type":"function","function":'
+            '{"name":"f","parameters":{"type":"object","properties":' + schema + "}}}]}")
+
+
+@pytest.mark.parametrize("depth", [500, 900])
+def test_tools_nested_hundreds_deep_are_cached_not_a_500(client, fake, depth):
+    headers = {**MASTER_HEADERS, "Content-Type": "application/json"}
+    for expected in ("MISS", "HIT"):
+        response = client.post(V1, data=nested_tools_body(depth), headers=headers)
+        assert (response.status_code, response.headers["X-Cache"]) == (200, expected), response.get_data()[:200]
+    assert len(fake.chat_requests()) == 1

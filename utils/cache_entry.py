@@ -28,18 +28,16 @@ def request_key(scope: str, provider: str | None, fallback: bool, chat_request: 
     request = {"v": VERSION, "scope": scope, "provider": provider or "auto", "fallback": fallback,
                "model": chat_request.model, "messages": [asdict(m) for m in chat_request.messages],
                "options": chat_request.options}
-    text = json.dumps(_plain(request), sort_keys=True, separators=COMPACT)
+    # Written, read back with whole floats as ints, written again: the json module nests no deeper than the
+    # request body's own parse did, where a walk in Python would give up on `tools` a few hundred levels deep.
+    text = json.dumps(request, sort_keys=True, separators=COMPACT)
+    text = json.dumps(json.loads(text, parse_float=_number), sort_keys=True, separators=COMPACT)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _plain(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
+def _number(text: str) -> int | float:
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 class Pieces:

@@ -160,6 +160,28 @@ def test_absurdly_nested_json_is_a_400_not_a_500(client, path):
     assert response.status_code == 400
 
 
+@pytest.mark.parametrize("depth", [400, 900])
+def test_a_tool_schema_nested_deeper_than_the_bound_is_a_400_naming_it(client, depth):
+    """Deep enough to parse, too deep to encode again further down the stack for a provider (was a 500)."""
+    schema = '{"type":"object","properties":{"x":' * depth + '{"type":"object"}' + "}}" * depth  # too deep for json
+    body = ('{"model":"groq","messages":[{"role":"user","content":"hi"}],'
+            '"tools":[{"type":"function","function":{"name":"f","parameters":' + schema + "}}]}")
+    response = client.post("/v1/chat/completions", data=body, headers={**auth(), "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "nested too deeply (more than 100 levels)" in response.json["error"]["message"]
+
+
+def test_a_tool_schema_nested_a_realistic_depth_is_carried(client, fake):
+    schema = {"type": "string"}
+    for _ in range(30):
+        schema = {"type": "object", "properties": {"x": schema}}
+    body = {"model": "groq", "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}]}
+    response = client.post("/v1/chat/completions", json=body, headers=auth())
+    assert response.status_code == 200
+    assert fake.chat_requests("groq")[-1].json["tools"][0]["function"]["parameters"] == schema
+
+
 def test_a_null_body_is_valid_json_but_not_an_object(client):
     response = client.post("/chat", data="null", headers={**auth(), "Content-Type": "application/json"})
     assert response.json == {"error": "Request body must be a JSON object", "status": 400}

@@ -14,6 +14,10 @@ from utils.chat import ChatRequest, Message
 from utils.errors import GatewayError, ValidationError
 
 MAX_MESSAGES = 50
+# Levels of objects and lists a body may nest (a tool's JSON schema is the deepest part of a real one, a dozen
+# levels). Deeper bodies parse, but encoding one for a provider, further down the stack, could run out of it.
+MAX_DEPTH = 100
+TOO_DEEP = f"Request body is nested too deeply (more than {MAX_DEPTH} levels)"
 MAX_CONTENT_CHARS = 10_000
 ROLES = ("user", "assistant", "system")
 # Model ids a client may name: letters, digits and . _ : / @ + -, at most 200 characters, and no `.` or
@@ -48,9 +52,11 @@ def read_json_object(request: Request) -> dict:
     except BadRequest:
         raise ValidationError("Request body must be valid JSON") from None
     except RecursionError:  # the json module's answer to thousands of nested brackets
-        raise ValidationError("Request body is nested too deeply") from None
+        raise ValidationError(TOO_DEEP) from None
     if not isinstance(body, dict):
         raise ValidationError("Request body must be a JSON object")
+    if _deeper_than(body, MAX_DEPTH):
+        raise ValidationError(TOO_DEEP)
     try:
         json.dumps(body, ensure_ascii=False).encode()  # one pass in C finds any lone surrogate
     except UnicodeEncodeError:
@@ -58,6 +64,20 @@ def read_json_object(request: Request) -> dict:
         raise ValidationError(f"{path or 'the request body'} holds invalid Unicode (a lone surrogate)",
                               param=path) from None
     return body
+
+
+def _deeper_than(body: dict, limit: int) -> bool:
+    """Whether objects and lists nest more than `limit` levels (without recursion: any depth is measured)."""
+    level, containers = 1, [body]
+    while containers:
+        if level > limit:
+            return True
+        inner = []
+        for container in containers:
+            items = container.values() if isinstance(container, dict) else container
+            inner.extend(item for item in items if isinstance(item, (dict, list)))
+        level, containers = level + 1, inner
+    return False
 
 
 def _surrogate_path(value, path: str = "") -> str | None:

@@ -46,16 +46,16 @@ def sign_in_page(error: str | None = None, status: int = 200):
 @bp.post("/panel/sign-in")
 def sign_in():
     throttle, client = current_app.extensions["panel_throttle"], request.remote_addr or "unknown"
-    if not throttle.allows(client):
+    if not throttle.take_try(client):
         log.warning("admin panel sign-in refused: too many wrong master keys", extra={"client": client})
         seconds = throttle.seconds_left(client)
         return sign_in_page(f"Too many wrong master keys from your address: try again in {seconds} seconds.", 429)
     if not current_app.extensions["settings"].master_api_key:
         return sign_in_page(status=403)
     if not panel_auth.right_master_key(request.form.get("master_key", "")):
-        throttle.wrong_key(client)
         log.warning("admin panel sign-in failed: wrong master key", extra={"client": client})
         return sign_in_page("Wrong master key.", 401)
+    throttle.forget(client)
     panel_auth.sign_in()
     log.info("admin panel sign-in", extra={"client": client})
     return redirect(url_for("panel.home"), 303)

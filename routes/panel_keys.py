@@ -37,9 +37,8 @@ def keys():
     if handed is None:
         return keys_page()
     key, key_id = handed
-    name = next((k["name"] for k in current_app.extensions["keys"].list() if k["id"] == key_id), "")
     # Shown in this answer alone (it is no-store): the list shows it masked from now on.
-    return keys_page(new_key=key, new_key_name=name)
+    return keys_page(new_key=key, new_key_name=listed(key_id)["name"])
 
 
 @bp.post("/panel/keys")

@@ -15,7 +15,7 @@ from werkzeug.http import parse_cookie
 from tests.conftest import MASTER
 from tests.databases import REDIS_URL, redis_answers
 from tests.gateway import MASTER_KEY, wait_until
-from utils import secretfile
+from utils import panel_auth, secretfile
 from utils.panel_auth import secret_path
 from utils.settings import SettingsError, load_settings
 
@@ -117,6 +117,30 @@ def test_wrong_master_keys_are_refused_and_logged_without_the_key_and_the_fifth_
     other = app.test_client()  # another address is not held back by this one's guesses
     other.environ_base["REMOTE_ADDR"] = "10.0.0.9"
     assert sign_in(other).status_code == 303
+
+
+def test_a_try_that_arrives_while_another_is_checked_is_counted_before_its_key_is(app, monkeypatch):
+    first, second = app.test_client(), app.test_client()
+    for attempt in range(3):
+        assert sign_in(first, key=f"guess-{attempt}").status_code == 401
+    fifth = {"csrf_token": token(second.get("/admin/")), "master_key": "guess-5"}
+    answers, check = [], panel_auth.right_master_key
+
+    def slow_check(given):  # the fifth try comes in while the fourth is being checked (Redis yields there)
+        if given == "guess-4":
+            answers.append(second.post("/admin/panel/sign-in", data=fifth).status_code)
+        return check(given)
+    monkeypatch.setattr(panel_auth, "right_master_key", slow_check)
+    assert sign_in(first, key="guess-4").status_code == 401
+    assert answers == [429]
+
+
+def test_the_right_master_key_starts_the_count_of_tries_again(app):
+    client = app.test_client()
+    for attempt in range(3):
+        assert sign_in(client, key=f"guess-{attempt}").status_code == 401
+    assert sign_in(client).status_code == 303
+    assert [sign_in(client, key=f"again-{n}").status_code for n in range(5)] == [401, 401, 401, 401, 429]
 
 
 def test_a_form_without_its_token_or_with_another_is_refused(admin, app):

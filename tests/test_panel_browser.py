@@ -234,6 +234,7 @@ def test_a_disabled_then_revoked_key_is_refused(signed_in, gateway):
     click(browser, button(row(browser, "dave"), "Revoke"))
     assert "Revoke “dave”?" in browser.find_element(By.TAG_NAME, "h1").text
     assert chat(gateway, key).status_code == 200  # not yet: only the second Revoke revokes
+    assert browser.switch_to.active_element.text == "Cancel"  # so a second Enter does not revoke either
     shot(browser, "12-revoke-confirm")
     click(browser, button(browser, "Revoke"))
     assert "Revoked key 'dave'" in browser.find_element(By.CSS_SELECTOR, ".notice").text

@@ -30,7 +30,7 @@ from utils.quota import Quota
 from utils.router import Router
 from utils.state import LocalStore, RedisStore
 from utils.tables import webhook_deliveries
-from utils.webhook_delivery import MAX_RETRY_DELAY, RETRY_FOR, Deliverer
+from utils.webhook_delivery import MAX_RETRY_DELAY, RETRY_FOR, Deliverer, signed_headers
 from utils.webhooks import KEEP_ATTEMPTS, WebhookStore
 
 ADMIN = {"X-API-Key": MASTER}
@@ -179,6 +179,14 @@ def test_a_receiver_gets_key_created_signed_so_standardwebhooks_verifies_it(clie
     assert created["apiKey"] not in delivery.body.decode()
     with pytest.raises(standardwebhooks.webhooks.WebhookVerificationError):
         standardwebhooks.Webhook(secret).verify(delivery.body.replace(b"alice", b"mallory"), delivery.headers)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.5, 0.9999997])
+def test_the_signature_is_over_the_second_the_timestamp_header_names(fraction):
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    delivery = {"id": "msg_1", "secret": secret, "payload": '{"type":"webhook.test"}'}
+    headers = signed_headers(delivery, int(time.time()) + fraction)  # just short of a second rounds up in a datetime
+    assert standardwebhooks.Webhook(secret).verify(delivery["payload"], headers) == {"type": "webhook.test"}
 
 
 def test_key_revoked_names_the_key_from_the_api_and_the_command_line(make_app, client, receiver):

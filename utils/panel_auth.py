@@ -2,7 +2,8 @@
 holds Flask's signed cookie (HttpOnly, SameSite=Strict, Secure over https) with the session's id and its form
 token, never the key; the session itself (its expiry, which master key opened it) lives in the state store, so
 signing out ends it everywhere and a changed MASTER_API_KEY ends them all. Every form carries the token.
-Wrong master keys are counted per client address: the fifth within a minute is refused unchecked."""
+Sign-in tries are counted per client address, and a right key forgets them: the fifth try within a minute
+of four wrong ones is refused unchecked."""
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ log = logging.getLogger("gateway")
 
 SESSION_SECONDS = 12 * 3600
 SESSION = "panel-session:"
-# Wrong master keys a client may send in a minute; one more is refused before it is checked.
+# Master keys a client may try in a minute (a right one starts the count again); one more is refused unchecked.
 WRONG_KEYS = "4 per minute"
 
 
@@ -72,11 +73,13 @@ class Throttle:
                 log.error("redis is unreachable: wrong master keys are counted in this process")
         return getattr(self._local, method)(self.limit, "panel-sign-in", client)
 
-    def allows(self, client: str) -> bool:
-        return self._run("test", client)
+    def take_try(self, client: str) -> bool:
+        """Count a try before its key is checked, in one step (a test, then a hit once the key proved
+        wrong, would let a burst of tries all pass the test before any was counted)."""
+        return self._run("hit", client)
 
-    def wrong_key(self, client: str) -> None:
-        self._run("hit", client)
+    def forget(self, client: str) -> None:
+        self._run("clear", client)
 
     def seconds_left(self, client: str) -> int:
         return max(1, int(self._run("get_window_stats", client).reset_time - time.time()) + 1)

@@ -42,7 +42,9 @@ def retry_delay(attempt: int, first: float) -> float:
 
 
 def signed_headers(delivery: dict, now: float) -> dict:
-    moment = datetime.fromtimestamp(now, timezone.utc)
+    # Whole seconds first: a time a microsecond short of the next second would round up in the datetime, and
+    # the signature would then be over another second than the header's.
+    moment = datetime.fromtimestamp(int(now), timezone.utc)
     return {"Content-Type": "application/json", "User-Agent": USER_AGENT, "webhook-id": delivery["id"],
             "webhook-timestamp": str(int(now)),
             "webhook-signature": Webhook(delivery["secret"]).sign(delivery["id"], moment, delivery["payload"])}

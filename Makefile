@@ -4,7 +4,7 @@
 VENV ?= .venv
 PYTHON ?= python3
 
-.PHONY: run test install check clean
+.PHONY: run test install check clean vercel-sdk
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,14 @@ run: check
 # keep two cores busy. Each has its own fake providers, ports and Redis database (tests/databases.py).
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/pytest -q -n 4
+
+# The Vercel AI SDK that tests/test_vercel_ai_sdk.py drives (it skips without it), installed by npm into the
+# user's cache, outside the repository: no test reaches a registry itself.
+VERCEL_SDK ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ai-gateway-tests/vercel
+vercel-sdk:
+	mkdir -p "$(VERCEL_SDK)"
+	cp tests/vercel_ai_sdk.package.json "$(VERCEL_SDK)/package.json"
+	npm install --prefix "$(VERCEL_SDK)" --no-audit --no-fund --loglevel=error
 
 clean:
 	rm -rf $(VENV) *.egg-info

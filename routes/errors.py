@@ -23,6 +23,12 @@ HTTP_MESSAGES = {
     415: "Content-Type must be application/json",
 }
 
+# A /v1 path the gateway does not serve names the API it does: OpenAI's own clients may default to another one
+# (the Vercel AI SDK's `openai(model)` posts to the Responses API), and "Not found" alone says nothing of where to go.
+V1_NOT_FOUND = ("Not found: this gateway's OpenAI-compatible API is POST /v1/chat/completions, POST /v1/embeddings "
+                "and GET /v1/models; OpenAI's Responses API (/v1/responses) is not offered (with the Vercel AI SDK, "
+                "use openai.chat(model) or @ai-sdk/openai-compatible)")
+
 # OpenAI's error `type` and default `code` per status. The SDKs pick the exception class by status alone
 # (429 -> RateLimitError whatever the type); the 429 type is OpenAI's own, the kind of limit hit.
 # https://platform.openai.com/docs/guides/error-codes
@@ -72,7 +78,10 @@ def handle_rate_limit(error: RateLimitExceeded):
 
 
 def handle_http_error(error: HTTPException):
-    response = error_response(error.code or 500, HTTP_MESSAGES.get(error.code, error.name))
+    message = HTTP_MESSAGES.get(error.code, error.name)
+    if error.code == 404 and request.path.startswith("/v1/"):
+        message = V1_NOT_FOUND
+    response = error_response(error.code or 500, message)
     if getattr(error, "valid_methods", None):  # a 405 says which methods the path does take (RFC 9110)
         response.headers["Allow"] = ", ".join(error.valid_methods)
     return response

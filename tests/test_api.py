@@ -103,6 +103,15 @@ def test_unknown_routes_and_methods_get_json(client):
     assert client.get("/chat", headers=auth()).json == {"error": "Method not allowed", "status": 405}
 
 
+def test_an_unknown_v1_route_is_an_openai_404_naming_the_api_the_gateway_offers(client):
+    # The Vercel AI SDK's `openai(model)` posts to OpenAI's Responses API: the answer says what to use instead.
+    response = client.post("/v1/responses", json={"model": "auto", "input": "hi"}, headers=auth())
+    assert response.status_code == 404
+    error = response.json["error"]
+    assert (error["type"], error["code"]) == ("invalid_request_error", "not_found")
+    assert "POST /v1/chat/completions" in error["message"] and "openai.chat(model)" in error["message"]
+
+
 def test_rate_limit_is_per_key_with_headers_on_every_limited_response(make_client):
     client = make_client(rate_limit_max=2)
     for remaining in ("1", "0"):

@@ -94,17 +94,19 @@ class ChunkEncoder:
         self._head = f"data: {head},".encode()
         self._delta = self._head + b'"choices":[{"index":0,"delta":{'
         self._end = b'},"logprobs":null,"finish_reason":null}]}\n\n'
-        self._content = self._delta + b'"content":'
-        self._reasoning = self._delta + b'"reasoning_content":'
-        self.role = self._delta + b'"role":"assistant","content":""' + self._end
-        # OpenAI opens an answer that starts with a tool call with `content: null`: SDKs keep it as None.
-        self.role_calling = self._delta + b'"role":"assistant","content":null' + self._end
+        self._content = self._delta + b'"content":'  # the rest is built when asked: a stream holds less
+
+    def role(self, calling: bool = False) -> bytes:
+        """The first event. OpenAI opens an answer that starts with a tool call with `content: null`: SDKs
+        keep it as None."""
+        return self._delta + (b'"role":"assistant","content":null' if calling else
+                              b'"role":"assistant","content":""') + self._end
 
     def content(self, text: str) -> bytes:
         return self._content + _json_string(text).encode() + self._end
 
     def reasoning(self, text: str) -> bytes:
-        return self._reasoning + _json_string(text).encode() + self._end
+        return b"".join((self._delta, b'"reasoning_content":', _json_string(text).encode(), self._end))
 
     def tool_calls(self, deltas: tuple[ToolCallDelta, ...]) -> bytes:
         """As OpenAI streams them: a call's first piece carries its id, type and name, each piece its
@@ -139,7 +141,7 @@ def stream_chunks(answer: Answer, encoder: ChunkEncoder, include_usage: bool) ->
     OpenAI's SDKs raise as APIError, and the stream ends there."""
     # Events ready together (one read from the provider) go out in one write; an event that arrives alone
     # is written at once (`more_ready`).
-    ready = [encoder.role]
+    ready = [encoder.role()]
     add, content = ready.append, encoder.content
     called_tools, first = False, True
     try:
@@ -147,7 +149,7 @@ def stream_chunks(answer: Answer, encoder: ChunkEncoder, include_usage: bool) ->
             if first:
                 first = False
                 if chunk.tool_calls and not chunk.text and not chunk.reasoning:
-                    ready[0] = encoder.role_calling  # nothing is written before the first chunk
+                    ready[0] = encoder.role(calling=True)  # nothing is written before the first chunk
             if chunk.reasoning:
                 add(encoder.reasoning(chunk.reasoning))
             if chunk.text:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Lowest first. A new module must be placed here, so its place in the map is a decision, not an accident.
 LAYERS = (
     ("data, transport and parsing helpers", {"utils.chat", "utils.env", "utils.errors", "utils.clock", "utils.sse", "utils.quota",
-                                             "utils.upstream", "utils.wire", "utils.logs", "utils.disconnect",
+                                             "utils.upstream", "utils.upstream_pool", "utils.wire", "utils.logs", "utils.disconnect",
                                              "utils.state", "utils.counters", "utils.cache", "utils.cache_entry",
                                              "utils.secretfile", "utils.events"}),
     ("providers", {"providers"}),

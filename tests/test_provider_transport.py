@@ -99,3 +99,45 @@ def test_transport_failure_becomes_a_retryable_provider_error(exception, kind, m
     assert (error.kind, error.retryable, error.upstream_status, error.status) == (kind, True, 0, 502)
     # The library's own text (host names, internals) never reaches the message.
     assert error.message == message
+
+
+def test_a_real_answer_is_read_through_the_small_buffer_and_arrives_whole():
+    """Over a real socket (not `responses`): the pools' responses read through READ_BUFFER, not http.client's
+    8 KiB (a stream holds its buffer as long as it lasts), and an answer many buffers long still arrives whole,
+    its headers included."""
+    import http.server
+    import threading
+
+    from utils.upstream import Upstream
+    from utils.upstream_pool import READ_BUFFER, LeanResponse
+
+    body = b"".join(sse(groq_chunk({"content": f"piece {n} "})) for n in range(200))
+    assert len(body) > 10 * READ_BUFFER
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("X-Long", "h" * (3 * READ_BUFFER))  # a header line longer than the buffer
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        upstream = Upstream(5, 5, 5)
+        response = upstream.post(f"http://127.0.0.1:{server.server_address[1]}/v1/chat/completions",
+                                 headers={}, json={"stream": True})
+        assert isinstance(response.raw._original_response, LeanResponse)
+        assert response.headers["X-Long"] == "h" * (3 * READ_BUFFER)
+        assert b"".join(upstream.iter_bytes(response)) == body
+    finally:
+        server.shutdown()
+        server.server_close()

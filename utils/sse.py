@@ -26,51 +26,63 @@ def iter_data(chunks: Iterable[bytes]) -> Iterator[str]:
 
 def data_batches(chunks: Iterable[bytes]) -> Iterator[list[str]]:
     """The values of the `data:` lines completed by each chunk, one list per chunk that completes any
-    (as iter_data, which flattens them): what one read brought is all ready at once."""
-    for lines in _lines(chunks):
-        batch = []
-        for line in lines:
-            if line.startswith(b"data:"):
-                # One slice: the value after `data:` and one space, without the line's end (\n, \r or \r\n).
-                lf = line.endswith(b"\n")
-                end = len(line) - lf - line.endswith(b"\r", 0, len(line) - lf)
-                try:
-                    batch.append(line[6 if line.startswith(b" ", 5) else 5:end].decode())
-                except UnicodeDecodeError:
-                    if batch:  # the events before it were sound: they go on first
-                        yield batch
-                    raise ProviderError("the provider sent an event that is not UTF-8", kind="malformed") from None
+    (as iter_data, which flattens them): what one read brought is all ready at once, then the stream's last
+    line if it has no end. Lines are cut here, not in a generator of their own: a stream waiting for its
+    provider holds one generator's stack less."""
+    pending = bytearray()  # the line that has not ended yet
+    for chunk in chunks:
+        lines = _complete_lines(chunk, pending)
+        if lines:
+            batch, broken = _values(lines)
+            if batch:
+                yield batch
+            if broken:  # the events before it were sound: they went on first
+                raise ProviderError("the provider sent an event that is not UTF-8", kind="malformed")
+    if pending:
+        batch, broken = _values([bytes(pending)])
         if batch:
             yield batch
+        if broken:
+            raise ProviderError("the provider sent an event that is not UTF-8", kind="malformed")
 
 
-def _lines(chunks: Iterable[bytes]) -> Iterator[list[bytes]]:
-    """The complete lines of each chunk, line ends kept, then the stream's last line if it has no end.
+def _values(lines: list[bytes]) -> tuple[list[str], bool]:
+    """The `data:` values of complete lines, up to the first that is not UTF-8 (and whether there was one)."""
+    batch = []
+    for line in lines:
+        if line.startswith(b"data:"):
+            # One slice: the value after `data:` and one space, without the line's end (\n, \r or \r\n).
+            lf = line.endswith(b"\n")
+            end = len(line) - lf - line.endswith(b"\r", 0, len(line) - lf)
+            try:
+                batch.append(line[6 if line.startswith(b" ", 5) else 5:end].decode())
+            except UnicodeDecodeError:
+                return batch, True
+    return batch, False
 
-    Only new bytes are searched for line ends: an unfinished line waits in a bytearray that grows in
-    place, so a line arriving in many pieces costs time in proportion to its length, not its square."""
-    pending = bytearray()
-    for chunk in chunks:
-        lines = chunk.splitlines(keepends=True)  # bytes split only at \n, \r and \r\n
-        if not lines:
-            continue
-        if len(chunk) > MAX_LINE_BYTES:  # only then can a line inside this one chunk be too long
-            _check(lines)
-        if pending:
-            # The pending line has no line end yet, so this chunk's first line is its continuation.
-            pending += lines[0]
-            if len(pending) > MAX_LINE_BYTES:
-                _check([pending])
-            if not pending.endswith(_LINE_ENDS):
-                continue
-            lines[0] = bytes(pending)
-            pending.clear()
-        if not lines[-1].endswith(_LINE_ENDS):
-            pending += lines.pop()
-        if lines:
-            yield lines
+
+def _complete_lines(chunk: bytes, pending: bytearray) -> list[bytes]:
+    """The lines `chunk` completes, line ends kept; an unfinished last line waits in `pending`.
+
+    Only new bytes are searched for line ends: an unfinished line grows in place, so a line arriving in
+    many pieces costs time in proportion to its length, not its square."""
+    lines = chunk.splitlines(keepends=True)  # bytes split only at \n, \r and \r\n
+    if not lines:
+        return lines
+    if len(chunk) > MAX_LINE_BYTES:  # only then can a line inside this one chunk be too long
+        _check(lines)
     if pending:
-        yield [bytes(pending)]
+        # The pending line has no line end yet, so this chunk's first line is its continuation.
+        pending += lines[0]
+        if len(pending) > MAX_LINE_BYTES:
+            _check([pending])
+        if not pending.endswith(_LINE_ENDS):
+            return []
+        lines[0] = bytes(pending)
+        pending.clear()
+    if not lines[-1].endswith(_LINE_ENDS):
+        pending += lines.pop()
+    return lines
 
 
 def _check(lines: list) -> None:

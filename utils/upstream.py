@@ -6,8 +6,8 @@ A provider's answer is untrusted: redirects are never followed (requests would c
 to the new host), and every read is bounded in bytes and time, so a provider that streams forever,
 or trickles, is that provider's failure rather than a worker's lost memory.
 
-The hot path is lean: a request is prepared here (its URL once) and sent by the session's adapter; a
-chunked answer is read as whatever the socket has (many events at once), its framing taken off here.
+The hot path is lean: a request is prepared here (its URL once) and sent by the session's adapter (over
+`utils/upstream_pool.py`); a chunked answer is read as whatever the socket has, its framing taken off here.
 """
 from __future__ import annotations
 
@@ -18,15 +18,14 @@ from collections.abc import Iterator
 import gevent
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar, extract_cookies_to_jar, merge_cookies
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_auth_from_url
 
 from utils.errors import ProviderError
+from utils.upstream_pool import LeanAdapter
 
-# Enough pooled connections per provider for a worker's concurrent streams; more are opened on demand
-# (pool_block=False) and simply not kept.
+# Pooled connections per provider for a worker's concurrent streams; more are opened on demand, and not kept.
 POOL_SIZE = 256
 # A busy stream yields to the other greenlets this often (seconds): a socket that always has data
 # never blocks, so without it one fast provider would starve every other request on the worker.
@@ -60,7 +59,7 @@ class Upstream:
         # scan os.environ and ~/.netrc on every call (a sixth of a request's CPU time).
         self.session.trust_env = False
         self.session.proxies = requests.utils.get_environ_proxies(base_url) if base_url else {}
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        adapter = LeanAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._urls: dict[str, str] = {}
@@ -94,6 +93,7 @@ class Upstream:
                                                               cert=session.cert)
             if "set-cookie" in response.headers:  # the session keeps what a provider sets, as Session.send does
                 extract_cookies_to_jar(session.cookies, prepared, response.raw)
+            response.request = None  # its body (the whole prompt) need not live as long as the stream
             return response
         except requests.exceptions.RequestException as exc:
             raise _translate(exc) from None

@@ -22,7 +22,7 @@ from pathlib import Path
 from bench import report
 from bench.procs import MemorySampler, free_port, http
 from bench.report import OURS, OURS_REDIS, PEER, FastResult, RouteResult, TargetResult
-from bench.shapes import FAST, PLAIN, SLOW, STREAM, Shape
+from bench.shapes import FAST, PLAIN, SLOW, STREAM
 from bench.streams import sequential, streams
 from bench.targets import GROQ, LITELLM_COMMAND, LITELLM_VENV, ROOT, V1_PLAIN, RedisServer, Target, choose_endpoint, \
     direct_request, fake_upstream, our_gateway, peer_gateway, redis_info, snapshot

@@ -30,6 +30,10 @@ from utils.quota import Quota, parse_reset, seconds_until
 GENERATION_CONFIG = {"temperature": "temperature", "top_p": "topP", "max_tokens": "maxOutputTokens",
                      "stop": "stopSequences", "seed": "seed", "presence_penalty": "presencePenalty",
                      "frequency_penalty": "frequencyPenalty"}
+# OpenAI's reasoning_effort as Gemini 3's thinkingLevel (Flash takes all four; Pro takes low and high, and
+# answers another with a 400 that names it). Gemini 3 cannot stop thinking: `none` asks for the least.
+THINKING_LEVELS = {"none": "minimal", "minimal": "minimal", "low": "low", "medium": "medium", "high": "high",
+                   "xhigh": "high"}
 # The model's function call was unusable (https://ai.google.dev/api/generate-content#FinishReason): no call
 # to hand the client, so a failure another provider may not repeat ("unsupported": the provider is sound).
 BAD_CALL_FINISHES = ("MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL")
@@ -56,6 +60,8 @@ def to_upstream(request: ChatRequest, *, max_tokens_cap: int = 0) -> dict:
         config["stopSequences"] = [config["stopSequences"]]
     if max_tokens_cap and not 0 < config.get("maxOutputTokens", 0) <= max_tokens_cap:
         config["maxOutputTokens"] = max_tokens_cap
+    if request.options.get("reasoning_effort"):
+        config["thinkingConfig"] = {"thinkingLevel": THINKING_LEVELS[request.options["reasoning_effort"]]}
     if config:
         body["generationConfig"] = config
     return body

@@ -22,7 +22,8 @@ from utils.errors import ProviderError
 
 # OpenAI request options each of these providers accepts as they are.
 PASSED_OPTIONS = ("temperature", "top_p", "max_tokens", "stop", "seed", "user", "presence_penalty",
-                  "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls", "response_format")
+                  "frequency_penalty", "tools", "tool_choice", "parallel_tool_calls", "response_format",
+                  "reasoning_effort")
 
 
 def to_upstream(request: ChatRequest, model: str, *, stream: bool, max_tokens_cap: int = 0) -> dict:

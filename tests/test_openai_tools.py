@@ -68,7 +68,8 @@ def test_a_tool_loop_parses_into_typed_messages():
     ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format.json_schema"),
     ({"n": 2}, "n"), ({"logprobs": True}, "logprobs"), ({"top_logprobs": 3}, "top_logprobs"),
     ({"logit_bias": {"50256": -100}}, "logit_bias"), ({"modalities": ["text", "audio"]}, "modalities"),
-    ({"presence_penalty": 3}, "presence_penalty"),
+    ({"presence_penalty": 3}, "presence_penalty"), ({"verbosity": "low"}, "verbosity"),
+    ({"reasoning_effort": "extreme"}, "reasoning_effort"), ({"reasoning_effort": 2}, "reasoning_effort"),
     ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/a.png"}}]}]},
      "messages[0].content[0].image_url.url"),
     ({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}]},
@@ -79,6 +80,11 @@ def test_what_cannot_be_carried_is_refused_by_name(body, param):
     with pytest.raises(ValidationError) as caught:
         parse_completion_request({"messages": HI, **body})
     assert caught.value.param == param
+
+
+def test_a_reasoning_effort_is_carried_to_the_provider():
+    assert parse_completion_request({"messages": HI, "reasoning_effort": "low"}).chat.options == {
+        "reasoning_effort": "low"}
 
 
 def test_n_of_one_and_text_format_are_accepted_as_what_every_answer_is():

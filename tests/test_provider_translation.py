@@ -82,6 +82,14 @@ def test_gemini_request_maps_openai_options_to_generation_config():
         "temperature": 1.0, "topP": 0.95, "maxOutputTokens": 1024, "stopSequences": ["END"], "seed": 3}
 
 
+@pytest.mark.parametrize("effort, level", [("none", "minimal"), ("minimal", "minimal"), ("low", "low"),
+                                           ("medium", "medium"), ("high", "high"), ("xhigh", "high")])
+def test_reasoning_effort_reaches_openai_compatible_providers_as_it_is_and_gemini_as_a_thinking_level(effort, level):
+    request = ChatRequest(messages=HI.messages, options={"reasoning_effort": effort})
+    assert openai_compat.to_upstream(request, "m", stream=True)["reasoning_effort"] == effort
+    assert gemini.to_upstream(request)["generationConfig"] == {"thinkingConfig": {"thinkingLevel": level}}
+
+
 def test_gemini_request_without_options_or_system_messages_has_only_contents():
     assert gemini.to_upstream(HI) == {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
 

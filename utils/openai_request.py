@@ -20,7 +20,9 @@ IMAGE_URL = re.compile(r"(https?://\S+|data:image/[a-z0-9.+-]+;base64,[A-Za-z0-9
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 # Fields OpenAI defines that no provider here can honour as asked: refused by name.
 REFUSED = {"logprobs": "logprobs", "top_logprobs": "logprobs", "logit_bias": "logit_bias", "audio": "audio output",
-           "prediction": "predicted outputs", "web_search_options": "web search"}
+           "prediction": "predicted outputs", "web_search_options": "web search", "verbosity": "verbosity"}
+# OpenAI's reasoning efforts: passed to the OpenAI-compatible providers as they are, and to Gemini as a thinking level.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,7 @@ def parse_completion_request(body: dict) -> CompletionRequest:
         "tool_choice": parse_tool_choice(body.get("tool_choice"), tools),
         "parallel_tool_calls": optional(body, "parallel_tool_calls", bool, "a boolean"),
         "response_format": parse_response_format(body.get("response_format")),
+        "reasoning_effort": reasoning_effort(body),
     }
     return CompletionRequest(
         chat=ChatRequest(parse_messages(body.get("messages")),
@@ -62,6 +65,14 @@ def parse_completion_request(body: dict) -> CompletionRequest:
         include_usage=bool(optional(stream_options, "include_usage", bool, "a boolean",
                                     param="stream_options.include_usage")),
     )
+
+
+def reasoning_effort(body: dict) -> str | None:
+    effort = optional(body, "reasoning_effort", str, "a string")
+    if effort is not None and effort not in REASONING_EFFORTS:
+        raise ValidationError(f"reasoning_effort must be one of {', '.join(REASONING_EFFORTS)}",
+                              param="reasoning_effort")
+    return effort
 
 
 def refuse_unsupported(body: dict) -> None:

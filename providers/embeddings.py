@@ -18,11 +18,22 @@ class Embeddings:
     prompt_tokens: int = 0  # 0 where the provider reports none (Gemini)
 
 
+# Texts per call upstream: Gemini's batchEmbedContents takes at most 100. A longer list (OpenAI takes up to 2,048,
+# and its SDKs send that many at once) goes in calls of this many, one after another.
+BATCH = 100
+
+
 def embed(provider: Provider, texts: list[str], model: str | None, dimensions: int | None,
           key: int = 1) -> Embeddings:
-    """One vector per text, in order; raises ProviderError like a chat answer does. A client's unknown
-    model is its own 404; the configured embedding model missing fails over without touching the
-    provider's chat health (it is a different model)."""
+    """One vector per text, in order; raises ProviderError like a chat answer does (any of the calls failing
+    fails them all). A client's unknown model is its own 404; the configured embedding model missing fails
+    over without touching the provider's chat health (it is a different model)."""
+    parts = [_embed_batch(provider, texts[at:at + BATCH], model, dimensions, key) for at in range(0, len(texts), BATCH)]
+    return Embeddings([v for part in parts for v in part.vectors], sum(part.prompt_tokens for part in parts))
+
+
+def _embed_batch(provider: Provider, texts: list[str], model: str | None, dimensions: int | None,
+                 key: int) -> Embeddings:
     configured = provider.settings.embedding_model
     url, headers, body = provider.embeddings_request(texts, model or configured, dimensions, key)
     response = provider.upstream.post(url, headers=headers, json=body)

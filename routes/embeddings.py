@@ -16,8 +16,8 @@ from utils.validation import MAX_CONTENT_CHARS, model_id, optional, positive_int
 bp = Blueprint("embeddings", __name__, url_prefix="/v1")
 bp.before_request(authenticate_caller)
 
-# Texts per request, all sent in one call upstream: Gemini's batchEmbedContents takes at most 100.
-MAX_INPUTS = 100
+# Texts per request, as OpenAI takes them (sent upstream in batches: providers/embeddings.py BATCH).
+MAX_INPUTS = 2048
 ENCODINGS = ("float", "base64")
 
 

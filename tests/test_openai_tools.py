@@ -14,6 +14,7 @@ import responses
 
 from providers import openai_compat
 from tests.conftest import MASTER
+from tests.fakeprovider import embedding_of
 from utils.chat import ChatRequest, Image, Message, ToolCall, ToolCallDelta
 from utils.errors import ValidationError
 from utils.openai_request import parse_completion_request
@@ -225,6 +226,19 @@ def test_embeddings_come_back_in_openais_shape_as_floats_or_base64(make_client, 
     nobody = client.post("/v1/embeddings", headers=AUTH, json={"input": "a", "model": "gemini"})
     assert (nobody.status_code, nobody.json["error"]["param"]) == (400, "model")
     assert "GEMINI_EMBEDDING_MODEL" in nobody.json["error"]["message"]
+
+
+def test_more_texts_than_one_call_takes_go_in_batches_and_come_back_in_order(make_client, fake):
+    client = make_client(providers=("gemini",))
+    gemini = client.application.extensions["router"].by_id("gemini")
+    gemini.settings = replace(gemini.settings, embedding_model="gemini-embedding-001")
+    texts = [f"text {n}" for n in range(250)]  # the openai SDKs and the Vercel AI SDK send up to 2,048 at once
+    response = client.post("/v1/embeddings", headers=AUTH, json={"input": texts, "model": "gemini"})
+    assert response.status_code == 200
+    assert [d["embedding"] for d in response.json["data"]] == [embedding_of(text) for text in texts]
+    assert [len(r.json["requests"]) for r in fake.embedding_requests("gemini")] == [100, 100, 50]
+    too_many = client.post("/v1/embeddings", headers=AUTH, json={"input": ["a"] * 2049, "model": "gemini"})
+    assert (too_many.status_code, too_many.json["error"]["param"]) == (400, "input")
 
 
 def test_a_chat_request_is_plain_data_that_says_what_it_needs():

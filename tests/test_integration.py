@@ -1,11 +1,14 @@
 """The whole gateway under gunicorn + gevent against the fake provider server, called as a user would."""
+import json
 import signal
+import socket
 
+import pytest
 import requests
 
 from providers import PROVIDER_CLASSES
 from tests.fakeprovider import Reply
-from tests.gateway import PROVIDER_IDS
+from tests.gateway import MASTER_KEY, PROVIDER_IDS, health_state, wait_until
 
 # The seed contract's service names, in its round-robin order; providers added later follow them.
 SEED_NAMES = ["Groq", "Cerebras", "OpenRouter (DeepSeek)", "Gemini 3 Flash", "Hugging Face Llama 3.1 8B"]
@@ -151,6 +154,26 @@ def test_client_leaving_while_the_provider_stalls_closes_the_upstream_at_once(st
     assert gateway.post_chat().status_code == 200  # the worker is free and well
     assert "Traceback" not in gateway.log()
     assert '"outcome": "client_closed"' in gateway.log()
+
+
+@pytest.mark.parametrize("path", ["/chat", "/v1/chat/completions"])
+def test_client_leaving_before_the_first_byte_frees_the_silent_provider_at_once(start_gateway, fake, path):
+    """Nothing has been sent yet, so nothing announces the client's leaving: it is watched for all the same,
+    or the provider would be held until FIRST_TOKEN_TIMEOUT and the next one tried for nobody."""
+    gateway = start_gateway(providers=["groq", "cerebras"], FIRST_TOKEN_TIMEOUT=30)
+    fake.enqueue("groq", Reply(never_answer=True, stall_seconds=30))
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]})
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {MASTER_KEY}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode())
+        assert fake.wait_for(lambda f: f.chat_requests("groq"), timeout=10)
+    assert fake.wait_disconnect("groq", timeout=5)
+    assert fake.chat_requests("cerebras") == []  # no other provider is tried for a client that is gone
+    assert wait_until(lambda: '"status": 499' in gateway.log(), timeout=5), gateway.log()[-2000:]
+    assert gateway.post_chat().status_code == 200
+    assert health_state(gateway, "groq")["state"] == "ok"
+    assert "Traceback" not in gateway.log()
 
 
 def test_remaining_counts_down_per_request_even_when_they_arrive_together(start_gateway, fake):

@@ -141,3 +141,61 @@ def test_a_real_answer_is_read_through_the_small_buffer_and_arrives_whole():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def raw_answer(*steps) -> str:
+    """A provider on a local socket that reads one request and then sends `steps` as they are: bytes, or a
+    callable given the socket (for endless or trickled writes). Its URL."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        with listener, listener.accept()[0] as conn:
+            received = b""
+            while b"}" not in received:  # the JSON request body's end: all of it has arrived
+                received += conn.recv(65536)
+            try:
+                for step in steps:
+                    step(conn) if callable(step) else conn.sendall(step)
+            except OSError:  # the gateway hung up: what these tests want
+                pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/v1/chat/completions"
+
+
+CHUNKED = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+LAST_CHUNK = b'16\r\ndata: {"choices":[]}\n\n\r\n0\r\n'  # one event, then the last chunk: its trailers follow
+
+
+def endless(piece: bytes, pause: float = 0.0, seconds: float = 8.0):
+    def send(conn):
+        import time
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            conn.sendall(piece)
+            time.sleep(pause)
+    return send
+
+
+@pytest.mark.parametrize("trailers, bound", [
+    (endless(b"X-Pad: " + b"a" * 100 + b"\r\n"), "bytes"),  # as fast as the socket takes them
+    (endless(b"X", pause=0.1), "time"),  # one byte at a time, never silent long enough for the idle timeout
+], ids=["flood", "trickle"])
+def test_trailers_that_never_end_are_the_providers_failure_within_the_bounds(trailers, bound):
+    """What follows the last chunk is framing, not data: it yields nothing, yet it is still bounded (all of it
+    together as one chunk line is) and still read within ANSWER_TIMEOUT."""
+    import time
+
+    from utils.errors import ProviderError
+    from utils.upstream import Upstream
+
+    upstream = Upstream(2, 2, 2, answer_timeout=1.5)
+    response = upstream.post(raw_answer(CHUNKED, LAST_CHUNK, trailers), headers={}, json={"stream": True})
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as caught:
+        b"".join(upstream.iter_bytes(response))
+    assert time.monotonic() - started < 3
+    assert caught.value.kind == ("broken" if bound == "bytes" else "timeout"), caught.value

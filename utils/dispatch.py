@@ -13,7 +13,8 @@ from utils.auth import authenticate
 from providers.base import Provider
 from utils import budgets, response_cache
 from utils.chat import ChatRequest, Chunk
-from utils.errors import GatewayError, NotFound, ValidationError
+from utils.disconnect import ClientGone
+from utils.errors import ClientClosed, GatewayError, NotFound, ValidationError
 from utils.relay import Answer
 
 AUTO = "auto"  # the OpenAI `model` that means the rotation
@@ -54,8 +55,10 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
         g.answer = current_app.extensions["relay"].answer(
             chat_request, providers, key_hash=g.caller.key_hash, visible=visible,
             client=request.environ.get("gunicorn.socket"))
-    except BaseException:
+    except BaseException as exc:
         release()
+        if isinstance(exc, ClientGone):
+            raise ClientClosed() from None
         raise
     g.answer.on_end = partial(ended, release, g.caller.policy, current_app.extensions["store"])
     g.answer = response_cache.recording(g.answer, found)
@@ -76,6 +79,8 @@ def whole_answer(chat_request: ChatRequest, named: str | None, *,
         answer, chunks = current_app.extensions["relay"].whole_answer(
             chat_request, providers, key_hash=g.caller.key_hash, visible=visible,
             client=request.environ.get("gunicorn.socket"))
+    except ClientGone:
+        raise ClientClosed() from None
     finally:
         release()
     ended(lambda: None, g.caller.policy, current_app.extensions["store"], answer.usage)

@@ -68,6 +68,12 @@ class UpstreamFailed(GatewayError):
     message = "All providers failed"
 
 
+class ClientClosed(GatewayError):
+    """The client left before its answer began (nginx's 499): nothing reaches it, the log line says so."""
+    status = 499
+    message = "The client closed the connection"
+
+
 class StateUnavailable(GatewayError):
     status = 503
     message = "The gateway's shared state (Redis) is unavailable; try again shortly"

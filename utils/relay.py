@@ -147,6 +147,7 @@ class Relay:
             key = self.router.attempting(provider)
             chunks = provider.stream(request, observe=partial(self.router.observe, provider, key=key), key=key)
             first, skipped = None, []  # chunks before the first visible one: their usage and finish count
+            stop_watching = watch_client(client)  # a client leaving while the provider is silent frees it at once
             try:
                 for chunk in chunks:
                     if visible(chunk):
@@ -165,6 +166,8 @@ class Relay:
                 chunks.close()
                 self.router.released(provider, key)
                 raise
+            finally:
+                stop_watching()
             if attempt > 1:
                 self.router.answered_instead(provider)
             answer = Answer(self, provider, chunks, first, attempt, started, key_hash, client, key)

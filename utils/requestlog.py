@@ -23,7 +23,7 @@ log = logging.getLogger("gateway")
 RECORDED = ("chat", "openai_api", "embeddings")
 RECENT, RECENT_LIMIT = "recent-requests", 500
 # How a request without a provider's answer ended, by its status (else 4xx rejected, 5xx failed).
-OUTCOMES = {401: "denied", 403: "denied", 429: "limited"}
+OUTCOMES = {401: "denied", 403: "denied", 429: "limited", 499: "client_closed"}
 
 # A client's own request id is echoed only if it is short and plain.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")

@@ -121,7 +121,7 @@ class Upstream:
             for data in _reads(raw):
                 now = time.monotonic()
                 if waiting:
-                    seen, tail = tail + data, data[-4:]  # `data:` may arrive split over two reads
+                    tail = (seen := tail + data)[-4:]  # `data:` may arrive split over reads
                     if b"data:" in seen:
                         waiting = False
                         _set_read_timeout(raw, self.idle_timeout)
@@ -206,23 +206,23 @@ def _dechunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
                 if newline < 0 and len(pending) <= MAX_CHUNK_LINE:
                     break
                 line, pending = bytes(pending), None
-            if len(line) > MAX_CHUNK_LINE:
+            if len(line) + trailers > MAX_CHUNK_LINE + 1:  # one line, or all the trailers together
                 raise urllib3.exceptions.ProtocolError("Response chunk line exceeded maximum allowed length")
             pos = newline + 1
             if trailers:
                 if line == b"\r\n":
                     _release(raw)
-                    if out:
-                        yield b"".join(out)
+                    yield b"".join(out)
                     return
+                trailers += len(line)
                 continue
             # `1a\r\n` (int() ignores the line end), else `1a;name=value`; not a number: the stream broke.
             left = int(line, 16) if b";" not in line else int(line.split(b";", 1)[0], 16)
             if left < 0:
                 raise urllib3.exceptions.ProtocolError("Response chunk length is negative")
             trailers = left == 0
-        if out:
-            yield out[0] if len(out) == 1 else b"".join(out)
+        # Even a read of framing alone (b""): the reader's deadlines are checked, and other greenlets get a turn.
+        yield out[0] if len(out) == 1 else b"".join(out)
     _release(raw)
 
 

@@ -118,12 +118,10 @@ class Provider:
                key: int = 1) -> Iterator[Chunk]:
         """Yield the answer's chunks as they arrive; raise ProviderError on any failure. `observe` hears
         what a successful answer's headers say about the provider's quota (an error carries its own).
-        `key` is the pool's key (1-based) the call is made with.
-
-        Whatever the provider sends, this yields chunks or raises ProviderError: an answer that is not
-        the documented shape is the provider's failure (`malformed`), never an exception of another kind.
-        The upstream response is closed when the generator finishes or is closed, so a client that
-        goes away frees the provider's connection."""
+        `key` is the pool's key (1-based) the call is made with. Whatever the provider sends, this yields
+        chunks or raises ProviderError: an answer that is not the documented shape is the provider's failure
+        (`malformed`), never an exception of another kind. The upstream response is closed when the
+        generator finishes or is closed, so a client that goes away frees the provider's connection."""
         url, headers, body = self.build_stream_request(request, key)
         response = self.upstream.post(url, headers=headers, json=body)
         try:
@@ -143,13 +141,16 @@ class Provider:
                     set_ready(0)
                     yield chunk
                 return
-            events, parse = 0, self.parse_data
+            events, parse, done = 0, self.parse_data, False
             # Each chunk is handed on once the next one of the same read is parsed (or the read is used up),
             # saying whether more are ready (`set_ready`); an event that fails still comes after those before.
             for batch in sse.data_batches(self.upstream.iter_bytes(response)):
                 events += len(batch)
                 held = None
                 for data in batch:
+                    if data == "[DONE]":  # the end, whatever a provider sends after it or however long it waits
+                        done = True
+                        break
                     try:
                         chunk = parse(data)
                     except BaseException:
@@ -165,6 +166,8 @@ class Provider:
                 if held is not None:
                     set_ready(0)
                     yield held
+                if done:
+                    return
             if not events:
                 raise ProviderError("the provider's answer held no events", kind="malformed",
                                     upstream_status=response.status_code)
@@ -212,8 +215,6 @@ class Provider:
 
     def parse_data(self, data: str) -> Chunk | None:
         """One SSE data payload -> a chunk, None for nothing to pass on; raises on an error event."""
-        if data == "[DONE]":
-            return None
         try:
             try:  # json.loads' own scanner, called directly: the same value, without two layers of calls
                 event, end = _scan(data, 0)

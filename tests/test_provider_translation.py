@@ -6,6 +6,7 @@ import pytest
 
 from providers import gemini, openai_compat
 from tests.providers_helpers import (
+    GROQ_STREAM_URL,
     GROQ_USAGE,
     HI,
     OPENROUTER_MIDSTREAM_ERROR,
@@ -15,8 +16,11 @@ from tests.providers_helpers import (
     groq,
     groq_chunk,
     hf_chunk,
+    mocked,
     openrouter_chunk,
     reasoning_delta,
+    sse,
+    stream_all,
 )
 from utils.chat import ChatRequest, Chunk, Message, Usage
 from utils.errors import ProviderError
@@ -178,5 +182,8 @@ def test_a_malformed_event_raises_malformed(data):
         assert caught.value.kind == "malformed"
 
 
-def test_done_marker_produces_nothing():
-    assert groq().parse_data("[DONE]") is None
+def test_done_marker_ends_the_stream_whatever_follows_it():
+    after = sse(groq_chunk({"content": "Hello"})) + b"data: [DONE]\n\n" + sse(groq_chunk({"content": " AFTER"}))
+    with mocked() as rsps:
+        rsps.post(GROQ_STREAM_URL, body=after, content_type="text/event-stream")
+        assert [chunk.text for chunk in stream_all(groq())] == ["Hello"]

@@ -199,3 +199,22 @@ def test_trailers_that_never_end_are_the_providers_failure_within_the_bounds(tra
         b"".join(upstream.iter_bytes(response))
     assert time.monotonic() - started < 3
     assert caught.value.kind == ("broken" if bound == "bytes" else "timeout"), caught.value
+
+
+def test_an_answer_ends_at_done_though_the_provider_then_holds_the_connection_silent():
+    """[DONE] is the end: waiting on for the chunked body's terminator would turn a complete answer into an
+    idle timeout, counted against the provider."""
+    import time
+
+    from providers.groq import GroqProvider
+    from utils.chat import ChatRequest, Message
+    from utils.settings import ProviderSettings
+    from utils.upstream import Upstream
+
+    event = sse(groq_chunk({"content": "Hello"})) + b"data: [DONE]\n\n"
+    url = raw_answer(CHUNKED, b"%x\r\n%s\r\n" % (len(event), event), lambda conn: time.sleep(5))
+    provider = GroqProvider(ProviderSettings("groq", "k", url.removesuffix("/chat/completions"), "m"),
+                            Upstream(2, 2, 2))
+    started = time.monotonic()
+    chunks = list(provider.stream(ChatRequest((Message("user", "hi"),))))
+    assert ([chunk.text for chunk in chunks], time.monotonic() - started < 1.5) == (["Hello"], True)

@@ -7,6 +7,7 @@ re-reads `.env` for the app's settings (keys, limits...): see `on_reload`."""
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ from dotenv import dotenv_values, find_dotenv
 # The names this master took from .env (comma-separated), kept in its environment because gunicorn runs this
 # file afresh on every HUP: what was loaded, and that this run is a reload, must outlive the module.
 LOADED = "GATEWAY_DOTENV_NAMES"
+# What gunicorn binds and forks by: read once, at the first start (a HUP leaves them as they were).
+SERVING = ("HOST", "PORT", "WEB_CONCURRENCY")
 
 
 def read_env_file() -> dict[str, str]:
@@ -25,7 +28,8 @@ def fail(message: str):
     sys.exit(f"Configuration error: {message}")  # one line, no traceback; gunicorn exits with status 1
 
 
-if LOADED not in os.environ:  # the first start; on a HUP the environment already holds what .env gave
+FIRST_START = LOADED not in os.environ
+if FIRST_START:  # the first start; on a HUP the environment already holds what .env gave
     # A name whose value equals the file's counts as loaded from it too: systemd's EnvironmentFile=.env sets them
     # all, and a HUP must still be able to change them.
     _loaded = {name: value for name, value in read_env_file().items() if os.environ.get(name, value) == value}
@@ -52,6 +56,12 @@ wsgi_app = "app:app"
 _host = (os.environ.get("HOST") or "").strip() or "0.0.0.0"
 _port = whole_number("PORT", os.environ.get("PORT") or "3000", 1, 65535)
 bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"  # an IPv6 address goes in brackets
+if FIRST_START:  # else gunicorn tries five times, a second apart, and ends in "Can't connect"; a HUP keeps HOST
+    try:
+        socket.getaddrinfo(_host, _port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        fail(f"HOST must be an address this machine can listen on, got {_host!r} "
+             f"({getattr(exc, 'strerror', None) or exc})")
 # gevent: thousands of concurrent streams per worker, each a greenlet waiting on its provider.
 worker_class = "gevent"
 # One worker keeps limits, round-robin and metrics exact in process memory; more need REDIS_URL.
@@ -132,9 +142,11 @@ def on_reload(server):
     afresh from .env, so a rotated key needs no restart. The new values are checked first, as `make run` does;
     a wrong one is named and the workers start with the settings they had, since a worker that cannot boot
     would stop the whole server. HOST, PORT and WEB_CONCURRENCY were read when this file ran: they need a restart."""
-    before = [name for name in os.environ[LOADED].split(",") if name]
+    # HOST, PORT and WEB_CONCURRENCY keep the values gunicorn started with: this file runs again on the next HUP,
+    # and would otherwise move the listening socket, or fork more workers than on_starting allowed.
+    before = [name for name in os.environ[LOADED].split(",") if name and name not in SERVING]
     environment = {name: value for name, value in os.environ.items() if name not in before}
-    loaded = {name: value for name, value in read_env_file().items() if name not in environment}
+    loaded = {name: value for name, value in read_env_file().items() if name not in environment and name not in SERVING}
     candidate = {**environment, **loaded, LOADED: ",".join(loaded)}
     try:
         check = subprocess.run([sys.executable, "-m", "utils.settings", "--check"], env=candidate,

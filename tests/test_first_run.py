@@ -40,6 +40,8 @@ def unreachable_database() -> str:
 
 @pytest.mark.parametrize("name, value", [
     ("PORT", "80a"), ("PORT", "0"), ("WEB_CONCURRENCY", "two"), ("WEB_CONCURRENCY", "0"), ("DATABASE_URL", None),
+    # What gunicorn itself would refuse only once started: `make check` names them too (README, The two commands).
+    ("WEB_CONCURRENCY", "2"), ("HOST", "no-such-host.invalid"),
 ])
 def test_the_check_before_gunicorn_names_a_wrong_setting_in_one_line(tmp_path, name, value):
     result = check(**{"DATABASE_URL": f"sqlite:///{tmp_path / 'keys.db'}", name: value or unreachable_database()})
@@ -49,7 +51,8 @@ def test_the_check_before_gunicorn_names_a_wrong_setting_in_one_line(tmp_path, n
     assert line.startswith(f"Configuration error: {name}")
 
 
-@pytest.mark.parametrize("name, value", [("PORT", "80a"), ("PORT", "70000"), ("WEB_CONCURRENCY", "0")])
+@pytest.mark.parametrize("name, value", [("PORT", "80a"), ("PORT", "70000"), ("WEB_CONCURRENCY", "0"),
+                                         ("HOST", "no-such-host.invalid")])
 def test_plain_gunicorn_names_a_wrong_port_or_worker_count_in_one_line(name, value):
     # gunicorn.conf.py checks these itself: gunicorn needs them before any app code runs. (A non-number
     # WEB_CONCURRENCY set in the shell is read by gunicorn's own import, before this file: make run's check

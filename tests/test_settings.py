@@ -252,3 +252,16 @@ def test_env_example_values_load_as_valid_settings():
     lines = (ROOT / ".env.example").read_text().splitlines()
     environ = dict(line.split("=", 1) for line in lines if re.match(r"^[A-Z][A-Z0-9_]*=", line))
     assert load_settings(environ) == SERVED
+
+
+def test_the_readme_configuration_table_names_every_setting():
+    """Every variable read (by load_settings or gunicorn.conf.py) has a row in the README's Configuration table,
+    by its name or, for a provider's, as `<P>_<SUFFIX>`."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([A-Z][A-Z0-9_]*)`", table))
+    per_provider = set(re.findall(r"`<P>_([A-Z][A-Z0-9_]*)`", table))
+    prefixes = tuple(f"{cls.env_prefix}_" for cls in PROVIDER_CLASSES)
+    missing = [name for name in sorted(names_read_by_load_settings() | names_read_by_gunicorn_conf())
+               if name not in named and not (name.startswith(prefixes) and name.split("_", 1)[1] in per_provider)]
+    assert missing == []

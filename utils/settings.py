@@ -8,6 +8,7 @@ import math
 import os
 import re
 import secrets
+import socket
 import sys
 from dataclasses import dataclass, field
 
@@ -25,6 +26,8 @@ def default_providers() -> tuple[ProviderSettings, ...]:
 @dataclass(frozen=True)
 class Settings:
     providers: tuple[ProviderSettings, ...] = field(default_factory=default_providers)
+    # gunicorn.conf.py binds HOST:PORT itself; read here too so `make check` can name a host it cannot listen on.
+    host: str = "0.0.0.0"
     port: int = 3000
     debug: bool = False
     cors_origins: tuple[str, ...] = ("*",)
@@ -125,6 +128,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     )
     return Settings(
         providers=providers,
+        host=env.str("HOST") or "0.0.0.0",
         port=env.int("PORT", 3000, low=1, high=65535),
         debug=env.bool("DEBUG", False),
         cors_origins=env.origins("CORS_ORIGINS"),
@@ -171,6 +175,19 @@ def _secret_key(value: str | None) -> str | None:
     return value
 
 
+def _check_serving(settings: Settings) -> None:
+    """What gunicorn would refuse only when it starts: more workers than one without Redis, an unusable HOST."""
+    if settings.workers > 1 and not settings.redis_url:
+        raise SettingsError(f"WEB_CONCURRENCY={settings.workers} needs REDIS_URL: each worker would keep its own "
+                            "rate limits, rotation and metrics. Set REDIS_URL or use one worker")
+    try:
+        socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise SettingsError(f"HOST must be an address this machine can listen on, got {settings.host!r} ({reason})") \
+            from None
+
+
 def check() -> None:
     """Settings as gunicorn will see them, and the key database: one line naming what is wrong, else advice."""
     from utils.keys import KeyStore  # here: the app's own settings need no database driver or Alembic
@@ -178,6 +195,7 @@ def check() -> None:
     load_dotenv()  # as gunicorn.conf.py does: set variables win over .env
     try:
         settings = load_settings()
+        _check_serving(settings)
         KeyStore(settings.database_url).close()
     except SettingsError as error:
         sys.exit(f"Configuration error: {error}")

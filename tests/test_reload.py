@@ -20,20 +20,26 @@ def status_with(url: str, key: str) -> int:
         return 0
 
 
-def test_hup_applies_a_rotated_key_from_env_and_refuses_a_wrong_value(tmp_path):
-    # gunicorn.conf.py reads the .env beside it: a copy in tmp_path reads tmp_path/.env, not the developer's.
+def started_from_env_file(tmp_path, from_file: set[str], **env) -> tuple[subprocess.Popen, Path]:
+    """gunicorn with tmp_path/.env, as `make run` starts it, and its log. gunicorn.conf.py reads the .env beside
+    it: a copy in tmp_path reads tmp_path/.env, not the developer's. The settings the file gives are left unset;
+    the others are set to "" (or as given), so no other .env can supply them."""
     shutil.copy(ROOT / "gunicorn.conf.py", tmp_path / "gunicorn.conf.py")
+    env = {**{k: v for k, v in os.environ.items() if k not in from_file},
+           **{name: "" for name in SETTINGS if name not in from_file}, **env}
+    log = tmp_path / "gateway.log"
+    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(tmp_path / "gunicorn.conf.py")],
+                               cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    return process, log
+
+
+def test_hup_applies_a_rotated_key_from_env_and_refuses_a_wrong_value(tmp_path):
     env_file = tmp_path / ".env"
     port = free_port()
     common = f"HOST=127.0.0.1\nPORT={port}\nDATABASE_URL=sqlite:///{tmp_path / 'keys.db'}\nMODEL_CHECK_INTERVAL=0\n"
     env_file.write_text(common + "MASTER_API_KEY=first-master-key\n")
-    # The settings .env gives are left unset; the others are set to "", so no other .env can supply them.
-    from_file = {"HOST", "PORT", "DATABASE_URL", "MODEL_CHECK_INTERVAL", "MASTER_API_KEY"}
-    env = {**{k: v for k, v in os.environ.items() if k not in from_file},
-           **{name: "" for name in SETTINGS if name not in from_file}, "WEB_CONCURRENCY": "1"}
-    log = tmp_path / "gateway.log"
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(tmp_path / "gunicorn.conf.py")],
-                               cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process, log = started_from_env_file(tmp_path, {"HOST", "PORT", "DATABASE_URL", "MODEL_CHECK_INTERVAL",
+                                                    "MASTER_API_KEY"}, WEB_CONCURRENCY="1")
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: status_with(url, "first-master-key") == 200, timeout=20), log.read_text()
@@ -61,17 +67,12 @@ def test_hup_applies_a_rotated_key_from_env_and_refuses_a_wrong_value(tmp_path):
 def test_hups_leave_host_port_and_worker_count_as_gunicorn_started(tmp_path):
     """README, Runbook: HOST, PORT and WEB_CONCURRENCY need a restart. gunicorn reruns gunicorn.conf.py on every
     HUP, so a value a reload took from .env would move the socket, or add workers without REDIS_URL, on the next."""
-    shutil.copy(ROOT / "gunicorn.conf.py", tmp_path / "gunicorn.conf.py")
     env_file = tmp_path / ".env"
     port, other_port = free_port(), free_port()
     common = f"HOST=127.0.0.1\nDATABASE_URL=sqlite:///{tmp_path / 'keys.db'}\nMODEL_CHECK_INTERVAL=0\n"
     env_file.write_text(common + f"PORT={port}\nWEB_CONCURRENCY=1\nMASTER_API_KEY=first-master-key\n")
-    from_file = {"HOST", "PORT", "WEB_CONCURRENCY", "DATABASE_URL", "MODEL_CHECK_INTERVAL", "MASTER_API_KEY"}
-    env = {**{k: v for k, v in os.environ.items() if k not in from_file},
-           **{name: "" for name in SETTINGS if name not in from_file}}
-    log = tmp_path / "gateway.log"
-    process = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", str(tmp_path / "gunicorn.conf.py")],
-                               cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process, log = started_from_env_file(tmp_path, {"HOST", "PORT", "WEB_CONCURRENCY", "DATABASE_URL",
+                                                    "MODEL_CHECK_INTERVAL", "MASTER_API_KEY"})
     url = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: status_with(url, "first-master-key") == 200, timeout=20), log.read_text()

@@ -36,6 +36,9 @@ def test_an_online_backup_of_the_live_sqlite_database_restores_every_key(make_ap
     writer.rollback()
     writer.close()
     assert (result.exit_code, result.stdout) == (0, f"Backed up to {tmp_path / 'backup' / 'keys.db'}.\n")
+    # Both hold webhook secrets: readable by their owner alone.
+    assert [oct((tmp_path / name).stat().st_mode & 0o777) for name in ("keys.db", "keys.db-wal", "backup/keys.db")] \
+        == ["0o600"] * 3
 
     # Restore into a new file, as `sqlite3 restored.db ".restore backup/keys.db"` does.
     with sqlite3.connect(tmp_path / "backup" / "keys.db") as backup, sqlite3.connect(tmp_path / "restored.db") as new:

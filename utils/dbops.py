@@ -8,7 +8,7 @@ import sqlite3
 import sqlalchemy as sa
 
 from utils.keys import ID_CHARS, KeyStore
-from utils.tables import api_keys, key_usage_daily, webhook_deliveries, webhooks
+from utils.tables import api_keys, create_private, key_usage_daily, webhook_deliveries, webhooks
 
 
 def copy_keys(source: sa.Engine, target_url: str) -> tuple[int, list[str]]:
@@ -47,9 +47,9 @@ def copy_keys(source: sa.Engine, target_url: str) -> tuple[int, list[str]]:
 def backup_sqlite(engine: sa.Engine, path: str) -> None:
     """A consistent copy of a SQLite database in use, through SQLite's online backup: copying the file could
     miss what still sits in its -wal file, or catch a page half written. Writers go on meanwhile (WAL)."""
-    if os.path.exists(path):
-        raise FileExistsError(path)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    if not create_private(path):  # a backup holds what the database does: readable by its owner alone
+        raise FileExistsError(path)
     source = engine.raw_connection()
     target = sqlite3.connect(path)
     try:

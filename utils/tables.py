@@ -103,12 +103,23 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
         yield db
 
 
+def create_private(path: str) -> bool:
+    """Create the file `path` readable by its owner alone (a key database holds webhook secrets; SQLite gives its
+    -wal and -shm files the database's own mode); False if it was there already, whose mode stays the operator's."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
 def engine(url: str) -> sa.Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
     path = url.split(":///", 1)[-1]
     if path and path != ":memory:":
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        create_private(path)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
     @sa.event.listens_for(engine, "connect")

@@ -116,8 +116,9 @@ def create_private(path: str) -> bool:
 def engine(url: str) -> sa.Engine:
     if not url.startswith("sqlite"):
         return sa.create_engine(url, pool_pre_ping=True)
-    path = url.split(":///", 1)[-1]
-    if path and path != ":memory:":
+    parsed = sa.engine.make_url(url)
+    path = parsed.database  # without the URL's query (?timeout=...)
+    if path and path != ":memory:" and not parsed.query.get("uri"):  # uri=true: SQLite reads a file: URI itself
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         create_private(path)
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})

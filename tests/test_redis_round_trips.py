@@ -1,11 +1,15 @@
 """Round trips to Redis per chat request on the hot path: the state read (with the rotation's step) and the
 request's writes at its end, and with rate limiting on one more for the limit, whose headers come from that
 same trip. Counted where redis-py sends: one send per command or per pipeline."""
+import shutil
+import subprocess
+
 import pytest
 from redis.connection import AbstractConnection
 
 from tests.conftest import PUBLIC
 from tests.databases import needs_redis
+from tests.gateway import wait_until
 
 BODY = {"model": "groq", "messages": [{"role": "user", "content": "hi"}]}
 
@@ -54,3 +58,19 @@ def test_the_redis_limit_counts_down_to_a_429_with_its_reset(make_client, redis_
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert 59 <= int(refused.headers["Retry-After"]) <= 61  # Flask-Limiter rounds the reset up a second
     assert first.headers["X-RateLimit-Reset"] == refused.headers["X-RateLimit-Reset"]
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_a_redis_socket_url_serves_the_rate_limit_too(make_client, tmp_path):
+    """REDIS_URL=unix://... is redis-py's name for a socket; `limits` calls it redis+unix:// (the app would not
+    start with the one name given to the other)."""
+    sock = tmp_path / "redis.sock"
+    server = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", str(sock), "--save", "",
+                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    try:
+        assert wait_until(sock.exists)
+        client = make_client(redis_url=f"unix://{sock}", rate_limit_enabled=True, rate_limit_max=5)
+        assert [chat(client)[0].headers["X-RateLimit-Remaining"] for _ in range(2)] == ["4", "3"]
+    finally:
+        server.terminate()
+        server.wait()

@@ -20,6 +20,11 @@ EXTENSION = "rate_limiter"  # Flask-Limiter keeps its own "limiter" entry (a set
 SCHEME = "gateway+"  # RATELIMIT_STORAGE_URI's prefix naming OneTripRedisStorage before a Redis URL
 
 
+def storage_uri(redis_url: str) -> str:
+    """REDIS_URL as `limits` names it: a Redis socket is redis+unix:// there, unix:// for redis-py."""
+    return "redis+" + redis_url if redis_url.startswith("unix://") else redis_url
+
+
 class OneTripRedisStorage(RedisStorage):
     """limits' Redis storage, in one round trip per request instead of three: the hit's script also returns
     the window's TTL, and the count and reset it saw answer the request's own `get_window_stats` (the limit
@@ -75,7 +80,7 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
     """Build the app's limiter and apply the chat budget to every marked view (register blueprints first)."""
     app.config.update(
         RATELIMIT_ENABLED=settings.rate_limit_enabled,
-        RATELIMIT_STORAGE_URI=SCHEME + settings.redis_url if settings.redis_url else "memory://",
+        RATELIMIT_STORAGE_URI=SCHEME + storage_uri(settings.redis_url) if settings.redis_url else "memory://",
         RATELIMIT_STRATEGY="fixed-window",
         RATELIMIT_HEADERS_ENABLED=False,  # written below, with the reset as ISO 8601
         RATELIMIT_KEY_PREFIX="gateway",

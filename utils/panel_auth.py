@@ -23,6 +23,7 @@ from limits.strategies import MovingWindowRateLimiter
 
 from utils import secretfile
 from utils.errors import GatewayError
+from utils.limits import storage_uri
 from utils.settings import Settings
 
 log = logging.getLogger("gateway")
@@ -60,10 +61,9 @@ class Throttle:
     def __init__(self, redis_url: str | None):
         self.limit = parse(WRONG_KEYS)
         self._local = MovingWindowRateLimiter(MemoryStorage())
-        # `limits` names a Redis socket redis+unix:// where REDIS_URL (redis-py) says unix://.
-        uri = "redis+" + redis_url if redis_url and redis_url.startswith("unix://") else redis_url
         self._shared = MovingWindowRateLimiter(storage_from_string(
-            uri, wrap_exceptions=True, socket_timeout=2, socket_connect_timeout=2)) if uri else None
+            storage_uri(redis_url), wrap_exceptions=True, socket_timeout=2, socket_connect_timeout=2)) \
+            if redis_url else None
 
     def _run(self, method: str, client: str):
         if self._shared is not None:

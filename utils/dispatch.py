@@ -55,10 +55,11 @@ def open_answer(chat_request: ChatRequest, named: str | None, *, fallback: bool 
         g.answer = current_app.extensions["relay"].answer(
             chat_request, providers, key_hash=g.caller.key_hash, visible=visible,
             client=request.environ.get("gunicorn.socket"))
-    except BaseException as exc:
+    except ClientGone:
         release()
-        if isinstance(exc, ClientGone):
-            raise ClientClosed() from None
+        raise ClientClosed() from None
+    except BaseException:
+        release()
         raise
     g.answer.on_end = partial(ended, release, g.caller.policy, current_app.extensions["store"])
     g.answer = response_cache.recording(g.answer, found)

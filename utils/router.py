@@ -37,7 +37,7 @@ class Router(Outcomes):
         self.probe_seconds = probe_seconds
         self.clock = clock
         self.events = events or Events()
-        # Circuits as last read by this process: lets a success skip a write when all was well.
+        # Circuits and quotas as last read by this process: what planning and the outcomes (utils/outcomes.py) see.
         self._seen: dict[str, Circuit] = {}
         self._quotas: dict[str, QuotaState] = {}
         # Providers whose probe this process is running (so only it lifts the probe's hold).

@@ -27,8 +27,7 @@ from utils.upstream_pool import LeanAdapter
 
 # Pooled connections per provider for a worker's concurrent streams; more are opened on demand, and not kept.
 POOL_SIZE = 256
-# A busy stream yields to the other greenlets this often (seconds): a socket that always has data
-# never blocks, so without it one fast provider would starve every other request on the worker.
+# A busy stream yields to the others this often (seconds): a socket always ready never blocks, and would starve them.
 YIELD_EVERY = 0.005
 # Uncompressed bodies: a decompressor holds a stream back, and the byte bounds would count compressed bytes.
 IDENTITY = {"Accept-Encoding": "identity"}
@@ -176,12 +175,13 @@ def _dechunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
     At the end the connection goes back to the pool; on any failure the response's close drops it.
     A line split over reads waits in a bytearray and only new bytes are searched: linear time."""
     pending: bytearray | None = None  # a size or trailer line not yet complete
-    left = skip = trailers = 0  # the current chunk's data bytes to come; then its CRLF's; last chunk read
+    left = skip = 0  # the current chunk's data bytes to come; then its CRLF's
+    trailers: int | None = None  # once the last chunk is read: the bytes of its trailer lines so far
     while True:
         # peek waits in the reader's own buffer, so a stream waiting for its provider holds no read buffer.
         data = fp.peek(1) and fp.read1(READ_SIZE)
         if not data:
-            if trailers:  # some servers end without the final CRLF
+            if trailers is not None:  # some servers end without the final CRLF
                 break
             raise urllib3.exceptions.ProtocolError("Response ended prematurely")
         out = []
@@ -206,10 +206,10 @@ def _dechunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
                 if newline < 0 and len(pending) <= MAX_CHUNK_LINE:
                     break
                 line, pending = bytes(pending), None
-            if len(line) + trailers > MAX_CHUNK_LINE + 1:  # one line, or all the trailers together
+            if len(line) + (trailers or 0) > MAX_CHUNK_LINE:  # one line, or all the trailers together
                 raise urllib3.exceptions.ProtocolError("Response chunk line exceeded maximum allowed length")
             pos = newline + 1
-            if trailers:
+            if trailers is not None:
                 if line == b"\r\n":
                     _release(raw)
                     yield b"".join(out)
@@ -220,7 +220,7 @@ def _dechunked(raw: urllib3.HTTPResponse, fp) -> Iterator[bytes]:
             left = int(line, 16) if b";" not in line else int(line.split(b";", 1)[0], 16)
             if left < 0:
                 raise urllib3.exceptions.ProtocolError("Response chunk length is negative")
-            trailers = left == 0
+            trailers = None if left else 0
         # Even a read of framing alone (b""): the reader's deadlines are checked, and other greenlets get a turn.
         yield out[0] if len(out) == 1 else b"".join(out)
     _release(raw)

@@ -34,8 +34,8 @@ def new_key(body: dict) -> tuple[str, str]:
     """A key from a body of `name` and policy fields: the key and its listed id (the admin panel's too)."""
     name = check_name(body.get("name"))
     key = current_app.extensions["keys"].create(name, keyfields.parse(body, provider_ids()))
-    current_app.extensions["events"].key_created(hash_key(key), name)
-    return key, hash_key(key)[:ID_CHARS]
+    current_app.extensions["events"].key_created(key_hash := hash_key(key), name)
+    return key, key_hash[:ID_CHARS]
 
 
 @bp.patch("/keys/<key_id>")
